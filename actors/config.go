@@ -1,0 +1,143 @@
+package actors
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults, stated once; cmd/sged shows them as flag defaults.
+const (
+	DefaultIdleTimeout          = 2 * time.Minute
+	DefaultIdempotencyTTL       = 24 * time.Hour
+	DefaultClaimTTL             = 15 * time.Minute
+	DefaultRegisterPerHourIP    = 5
+	DefaultRegisterPerDayWallet = 10
+	DefaultClaimPerHour         = 60
+	DefaultSnapshotInterval     = 10 * time.Second
+	DefaultPurgeInterval        = time.Minute
+	DefaultAnswerTimeout        = 30 * time.Second
+)
+
+// Config configures the actor system.
+type Config struct {
+	// IdleTimeout passivates a wallet actor after this long without a
+	// message. Default DefaultIdleTimeout (2m).
+	IdleTimeout time.Duration
+	// IdempotencyTTL is how long idempotency records are kept. Default 24h.
+	IdempotencyTTL time.Duration
+	// IdempotencyRequired refuses mutating requests without a key. Default false.
+	IdempotencyRequired bool
+	// ClaimTTL is the lifetime of a claim ticket. Default 15m.
+	ClaimTTL time.Duration
+	// SigningKey signs claim tickets. Default: the key generated once and
+	// kept in the store.
+	SigningKey ed25519.PrivateKey
+	// RegisterPerHourIP, RegisterPerDayWallet and ClaimPerHour are the
+	// policies register-ip, register-wallet and claim-wallet. Defaults 5, 10, 60.
+	RegisterPerHourIP    int
+	RegisterPerDayWallet int
+	ClaimPerHour         int
+	// IPLimiterMaxEntries bounds the IP limiter's memory. Default 1M entries.
+	IPLimiterMaxEntries int
+	// SnapshotInterval is how often IP buckets are snapshotted (unsynced).
+	// Default 10s.
+	SnapshotInterval time.Duration
+	// PurgeInterval is how often expired idempotency records are deleted.
+	// Default 1m.
+	PurgeInterval time.Duration
+	// AnswerTimeout bounds how long Do waits for a wallet actor; past it the
+	// request gets 503 and may be retried with its key. Default 30s.
+	AnswerTimeout time.Duration
+	// Observer receives actor and domain events (metrics). Default: none.
+	Observer Observer
+	// Logger receives notable events. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now; tests move time forward with it.
+	Now func() time.Time
+}
+
+// EnsureDefaults fills in zero fields.
+func (c *Config) EnsureDefaults() {
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.IdempotencyTTL, DefaultIdempotencyTTL)
+	setDefault(&c.ClaimTTL, DefaultClaimTTL)
+	setDefault(&c.RegisterPerHourIP, DefaultRegisterPerHourIP)
+	setDefault(&c.RegisterPerDayWallet, DefaultRegisterPerDayWallet)
+	setDefault(&c.ClaimPerHour, DefaultClaimPerHour)
+	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
+	setDefault(&c.PurgeInterval, DefaultPurgeInterval)
+	setDefault(&c.AnswerTimeout, DefaultAnswerTimeout)
+	if c.Observer == nil {
+		c.Observer = NopObserver{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("actors: %s must be positive, got %s", name, d))
+		}
+	}
+	positive("ACTOR_IDLE_TIMEOUT", c.IdleTimeout)
+	positive("IDEMPOTENCY_TTL", c.IdempotencyTTL)
+	positive("CLAIM_TTL", c.ClaimTTL)
+	positive("snapshot interval", c.SnapshotInterval)
+	positive("purge interval", c.PurgeInterval)
+	positive("answer timeout", c.AnswerTimeout)
+	for name, n := range map[string]int{
+		"RL_REGISTER_PER_HOUR":       c.RegisterPerHourIP,
+		"RL_REGISTER_PER_DAY_WALLET": c.RegisterPerDayWallet,
+		"RL_CLAIM_PER_HOUR":          c.ClaimPerHour,
+	} {
+		if n <= 0 {
+			errs = append(errs, fmt.Errorf("actors: %s must be positive, got %d", name, n))
+		}
+	}
+	if c.SigningKey != nil && len(c.SigningKey) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("actors: CLAIM_SIGNING_KEY must be a 32-byte ed25519 seed"))
+	}
+	return errors.Join(errs...)
+}
+
+// Observer receives events from the actor system; telemetry implements it.
+// Methods are called on hot paths and must be cheap and non-blocking.
+type Observer interface {
+	ActorSpawned(kind string)
+	ActorStopped(kind string, passivated bool)
+	ActorRestarted(kind string)
+	MailboxEnqueued(kind string)
+	MessageHandled(kind string, d time.Duration)
+	Idempotency(route, result string)
+	RateLimit(policy string, allowed bool)
+	StorageError(op string)
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+func (NopObserver) ActorSpawned(string)                  {}
+func (NopObserver) ActorStopped(string, bool)            {}
+func (NopObserver) ActorRestarted(string)                {}
+func (NopObserver) MailboxEnqueued(string)               {}
+func (NopObserver) MessageHandled(string, time.Duration) {}
+func (NopObserver) Idempotency(string, string)           {}
+func (NopObserver) RateLimit(string, bool)               {}
+func (NopObserver) StorageError(string)                  {}

@@ -1,0 +1,227 @@
+package actors
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/sgeplatform/sge/internal/ids"
+	"github.com/sgeplatform/sge/internal/jsonw"
+	"github.com/sgeplatform/sge/internal/problem"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// domain runs r's domain step: it writes the effect's records into b and the
+// answer into r. effect reports whether anything was written; a refusal
+// (404/409/410) writes nothing but is still an answer worth storing under
+// the request's idempotency key.
+func (a *walletActor) domain(r *Request, b *pebble.Batch, now time.Time, c *commit) (effect bool, err error) {
+	switch r.Op {
+	case OpRegister:
+		return true, a.register(r, b, now, c)
+	case OpClaimPrepare:
+		return true, a.prepare(r, b, now)
+	case OpClaimRecord:
+		return a.record(r, b, now, c)
+	}
+	return false, errors.New("actors: unknown operation")
+}
+
+func (a *walletActor) register(r *Request, b *pebble.Batch, now time.Time, c *commit) error {
+	reg := persistence.Registration{
+		ID:           ids.New(now),
+		Wallet:       a.wallet,
+		SettlementID: ids.New(now),
+		CreatedAt:    now.UTC(),
+	}
+	st := a.newSettlement(r, reg.SettlementID, persistence.KindRegistration, now)
+	st.RegistrationID = reg.ID
+	if err := a.putJSON(b, persistence.TagRegistration, reg.ID, reg); err != nil {
+		return err
+	}
+	if err := a.putSettlement(b, st, c); err != nil {
+		return err
+	}
+	r.Status = 201
+	body := append(r.Body[:0], '{')
+	body = jsonw.AppendField(body, "registrationId")
+	body = jsonw.AppendString(body, reg.ID)
+	body = jsonw.AppendField(body, "wallet")
+	body = jsonw.AppendString(body, a.wallet)
+	body = jsonw.AppendField(body, "settlementId")
+	body = jsonw.AppendString(body, st.ID)
+	body = jsonw.AppendField(body, "status")
+	body = jsonw.AppendString(body, st.Status)
+	body = jsonw.AppendField(body, "createdAt")
+	body = jsonw.AppendTime(body, now)
+	r.Body = append(body, '}')
+	return nil
+}
+
+// ClaimMessage is what a claim ticket's signature covers: the ticket's fields
+// as they appear in the answer, one per line, after a fixed tag.
+func ClaimMessage(claimID, wallet, amount, nonce, expiresAt string) []byte {
+	m := make([]byte, 0, 160)
+	m = append(m, "sge-claim-v1\n"...)
+	for _, f := range []string{claimID, wallet, amount, nonce, expiresAt} {
+		m = append(append(m, f...), '\n')
+	}
+	return m[:len(m)-1]
+}
+
+func (a *walletActor) prepare(r *Request, b *pebble.Batch, now time.Time) error {
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	cl := persistence.Claim{
+		ID:        ids.New(now),
+		Wallet:    a.wallet,
+		Amount:    string(r.Amount),
+		Nonce:     "0x" + hex.EncodeToString(nonce[:]),
+		ExpiresAt: now.Add(a.sys.cfg.ClaimTTL).UTC().Truncate(time.Millisecond),
+	}
+	expires := cl.ExpiresAt.Format(jsonw.TimeLayout)
+	cl.Signature = base64.StdEncoding.EncodeToString(
+		ed25519.Sign(a.sys.signer, ClaimMessage(cl.ID, cl.Wallet, cl.Amount, cl.Nonce, expires)))
+	if err := a.putJSON(b, persistence.TagClaim, cl.ID, cl); err != nil {
+		return err
+	}
+	r.Status = 201
+	body := append(r.Body[:0], '{')
+	body = jsonw.AppendField(body, "claimId")
+	body = jsonw.AppendString(body, cl.ID)
+	body = jsonw.AppendField(body, "wallet")
+	body = jsonw.AppendString(body, cl.Wallet)
+	body = jsonw.AppendField(body, "amount")
+	body = jsonw.AppendString(body, cl.Amount)
+	body = jsonw.AppendField(body, "nonce")
+	body = jsonw.AppendString(body, cl.Nonce)
+	body = jsonw.AppendField(body, "expiresAt")
+	body = jsonw.AppendString(body, expires)
+	body = jsonw.AppendField(body, "signature")
+	body = jsonw.AppendString(body, cl.Signature)
+	r.Body = append(body, '}')
+	return nil
+}
+
+func (a *walletActor) record(r *Request, b *pebble.Batch, now time.Time, c *commit) (bool, error) {
+	key := persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, persistence.TagClaim, r.ClaimID)
+	v, err := a.sys.store.Get(a.valBuf[:0], key)
+	a.valBuf = v[:0]
+	if errors.Is(err, persistence.ErrNotFound) {
+		a.refuse(r, 404, "claim-not-found", "Not Found", "no claim with this claimId for this wallet")
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var cl persistence.Claim
+	if err := json.Unmarshal(v, &cl); err != nil {
+		return false, errors.Join(persistence.ErrCorrupt, err)
+	}
+	switch {
+	case cl.TxHash != "" && cl.TxHash != string(r.TxHash):
+		a.refuse(r, 409, "claim-already-recorded", "Conflict", "this claim is already recorded with another txHash")
+		return false, nil
+	case cl.TxHash != "":
+		// The same transaction again: the first answer, byte for byte, and no
+		// new effect. The settlement's progress is at /api/settlements/{id}.
+		a.recordAnswer(r, &cl, persistence.StatusPending)
+		return false, nil
+	case !now.Before(cl.ExpiresAt):
+		a.refuse(r, 410, "claim-expired", "Gone", "this claim ticket has expired; prepare a new one")
+		return false, nil
+	}
+	cl.TxHash = string(r.TxHash)
+	cl.SettlementID = ids.New(now)
+	cl.RecordedAt = now.UTC()
+	st := a.newSettlement(r, cl.SettlementID, persistence.KindClaim, now)
+	st.ClaimID, st.Amount, st.TxHash = cl.ID, cl.Amount, cl.TxHash
+	if err := a.putJSON(b, persistence.TagClaim, cl.ID, cl); err != nil {
+		return false, err
+	}
+	if err := a.putSettlement(b, st, c); err != nil {
+		return false, err
+	}
+	a.recordAnswer(r, &cl, st.Status)
+	return true, nil
+}
+
+func (a *walletActor) recordAnswer(r *Request, cl *persistence.Claim, status string) {
+	r.Status, r.Problem = 201, false
+	body := append(r.Body[:0], '{')
+	body = jsonw.AppendField(body, "claimId")
+	body = jsonw.AppendString(body, cl.ID)
+	body = jsonw.AppendField(body, "wallet")
+	body = jsonw.AppendString(body, cl.Wallet)
+	body = jsonw.AppendField(body, "txHash")
+	body = jsonw.AppendString(body, cl.TxHash)
+	body = jsonw.AppendField(body, "settlementId")
+	body = jsonw.AppendString(body, cl.SettlementID)
+	body = jsonw.AppendField(body, "status")
+	body = jsonw.AppendString(body, status)
+	r.Body = append(body, '}')
+}
+
+func (a *walletActor) refuse(r *Request, status int, slug, title, detail string) {
+	r.Status, r.Problem = status, true
+	r.Body = problem.Append(r.Body[:0], status, slug, title, detail)
+}
+
+func (a *walletActor) newSettlement(r *Request, id, kind string, now time.Time) *persistence.Settlement {
+	return &persistence.Settlement{
+		ID: id, Kind: kind, Wallet: a.wallet, Status: persistence.StatusPending,
+		CreatedAt: now.UTC(), UpdatedAt: now.UTC(), TraceParent: string(r.TraceParent),
+	}
+}
+
+// putSettlement writes a new pending settlement, its locator and its due
+// entry; the settlement supervisor takes it from there once it is durable.
+func (a *walletActor) putSettlement(b *pebble.Batch, st *persistence.Settlement, c *commit) error {
+	if err := PutSettlement(b, st, st.CreatedAt); err != nil {
+		return err
+	}
+	c.created = append(c.created, st.ID)
+	return nil
+}
+
+// PutSettlement writes st (record and locator) and a due entry for at into b.
+func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) error {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	w := []byte(st.Wallet)
+	_ = b.Set(persistence.AppendWalletKey(nil, w, persistence.TagSettlement, []byte(st.ID)), v, nil)
+	_ = b.Set(persistence.AppendSettlementLocator(nil, []byte(st.ID)), w, nil)
+	return b.Set(persistence.AppendDueKey(nil, at.UnixNano(), []byte(st.ID)), w, nil)
+}
+
+func (a *walletActor) putJSON(b *pebble.Batch, tag byte, id string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Set(persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, tag, []byte(id)), data, nil)
+}
+
+// Settlement reads a settlement by id; persistence.ErrNotFound when unknown.
+func (s *System) Settlement(id string) (*persistence.Settlement, error) {
+	w, err := s.store.Get(nil, persistence.AppendSettlementLocator(nil, []byte(id)))
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.store.Get(nil, persistence.AppendWalletKey(nil, w, persistence.TagSettlement, []byte(id)))
+	if err != nil {
+		return nil, err
+	}
+	st := new(persistence.Settlement)
+	if err := json.Unmarshal(v, st); err != nil {
+		return nil, errors.Join(persistence.ErrCorrupt, err)
+	}
+	return st, nil
+}

@@ -1,0 +1,113 @@
+package actors
+
+import (
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// registry maps wallets to their live actor. It replaces SpawnNamed, whose
+// get-or-spawn races: spawning, sending and removing all happen under the
+// wallet's shard lock, so a message is only ever sent to a started actor that
+// has not begun to passivate.
+type registry struct {
+	sys    *System
+	shards [256]registryShard
+}
+
+type registryShard struct {
+	mu      sync.Mutex
+	wallets map[string]*walletEntry
+}
+
+type walletEntry struct {
+	pid *actor.PID
+	// sent counts messages sent to pid; the actor may passivate only when it
+	// has received all of them (see tryPassivate).
+	sent uint64
+}
+
+func (r *registry) init(sys *System) {
+	r.sys = sys
+	for i := range r.shards {
+		r.shards[i].wallets = make(map[string]*walletEntry)
+	}
+}
+
+func (r *registry) shard(wallet []byte) *registryShard {
+	return &r.shards[persistence.Shard(wallet)]
+}
+
+// send delivers msg to the wallet's actor, spawning it if needed.
+func (r *registry) send(wallet []byte, msg any) {
+	sh := r.shard(wallet)
+	sh.mu.Lock()
+	e := sh.wallets[string(wallet)]
+	if e == nil {
+		w := string(wallet)
+		e = &walletEntry{pid: r.sys.spawnWallet(w)}
+		sh.wallets[w] = e
+	}
+	e.sent++
+	r.sys.cfg.Observer.MailboxEnqueued(kindWallet)
+	r.sys.as.Root.Send(e.pid, msg)
+	sh.mu.Unlock()
+}
+
+// sendIfLive delivers msg only to a live actor; otherwise it calls idle with
+// the shard lock held, so no actor for the wallet can start meanwhile.
+func (r *registry) sendIfLive(wallet []byte, msg any, idle func()) {
+	sh := r.shard(wallet)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.wallets[string(wallet)]; e != nil {
+		e.sent++
+		r.sys.cfg.Observer.MailboxEnqueued(kindWallet)
+		r.sys.as.Root.Send(e.pid, msg)
+		return
+	}
+	idle()
+}
+
+// tryPassivate removes the wallet's entry if pid has received every message
+// sent to it. Then nothing more can reach pid and it may stop; a later
+// request spawns a fresh actor that reloads the wallet from Pebble.
+func (r *registry) tryPassivate(wallet string, pid *actor.PID, received uint64) bool {
+	sh := r.shard([]byte(wallet))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.wallets[wallet]
+	if e == nil || e.pid != pid || e.sent != received {
+		return false
+	}
+	delete(sh.wallets, wallet)
+	return true
+}
+
+// live returns the number of live wallet actors.
+func (r *registry) live() int {
+	n := 0
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		n += len(sh.wallets)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// drain removes every entry and returns the PIDs, for shutdown.
+func (r *registry) drain() []*actor.PID {
+	var pids []*actor.PID
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		for w, e := range sh.wallets {
+			pids = append(pids, e.pid)
+			delete(sh.wallets, w)
+		}
+		sh.mu.Unlock()
+	}
+	return pids
+}

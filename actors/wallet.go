@@ -1,0 +1,365 @@
+package actors
+
+import (
+	"bytes"
+	"errors"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/sgeplatform/sge/internal/problem"
+	"github.com/sgeplatform/sge/internal/ratelimit"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// walletActor owns one wallet: its token buckets, its one commit in flight
+// and the requests that wait for it. Nothing else touches this state.
+//
+// Invariant: at most one commit is in flight. Requests that arrive meanwhile
+// are either duplicates of it (same route and key: they wait for its answer)
+// or are stashed and run after it, so every domain step sees the effects of
+// the ones before it. The mailbox itself never blocks on storage.
+type walletActor struct {
+	sys     *System
+	wallet  string
+	walletB []byte
+	self    *actor.PID
+
+	// received counts registry messages, for the passivation handshake.
+	received   uint64
+	passivated bool
+	buckets    walletBuckets
+	inflight   *commit
+	stash      []*Request
+	keyBuf     []byte
+	valBuf     []byte
+}
+
+// walletBuckets is the wallet's rate-limit state, persisted under w/…/b with
+// every effect that spends from it.
+type walletBuckets struct {
+	register ratelimit.Bucket
+	claim    ratelimit.Bucket
+}
+
+// commit is the wallet's effect in flight: the first request, the duplicates
+// waiting for it, and how to undo token spending if it fails. It is also the
+// message the committer sends back when the batch is durable.
+type commit struct {
+	pid     *actor.PID
+	sys     *System
+	op      Op
+	key     []byte
+	recKey  []byte // the idempotency record's full key
+	fp      [32]byte
+	first   *Request
+	dups    []*Request
+	err     error
+	created []string // settlement ids to hand to the supervisor
+	// prev and spentIP undo the token spending if the commit fails.
+	prev    walletBuckets
+	spentIP bool
+}
+
+// Committed implements persistence.Waiter: it turns the commit result into a
+// message so the actor handles it in turn, without blocking anyone.
+func (c *commit) Committed(err error) {
+	c.err = err
+	c.sys.as.Root.Send(c.pid, c)
+}
+
+func newWalletActor(s *System, wallet string) *walletActor {
+	return &walletActor{sys: s, wallet: wallet, walletB: []byte(wallet)}
+}
+
+func (a *walletActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *Request:
+		a.received++
+		start := time.Now()
+		a.guard(func() { a.handle(m) })
+		a.sys.cfg.Observer.MessageHandled(kindWallet, time.Since(start))
+	case *commit:
+		a.guard(func() { a.finish(m) })
+	case *purge:
+		a.received++
+		a.guard(func() { a.purge(m) })
+		a.sys.cfg.Observer.MessageHandled(kindWallet, 0)
+	case *actor.ReceiveTimeout:
+		a.maybePassivate(ctx)
+	case *actor.Started:
+		a.self = ctx.Self()
+		a.load()
+		ctx.SetReceiveTimeout(a.sys.cfg.IdleTimeout)
+		a.sys.cfg.Observer.ActorSpawned(kindWallet)
+	case *actor.Restarting:
+		a.sys.cfg.Observer.ActorRestarted(kindWallet)
+	case *actor.Stopped:
+		a.sys.cfg.Observer.ActorStopped(kindWallet, a.passivated)
+	}
+}
+
+// guard turns a panic in a step into 500 answers for everyone waiting on this
+// actor: no request hangs, and nothing half-done is stored because effects
+// only exist once committed. A commit already submitted may still land; a
+// retry with the same key then replays it.
+func (a *walletActor) guard(f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.sys.log.Error("wallet step panicked", "wallet", a.wallet, "panic", p)
+			waiting := a.stash
+			if c := a.inflight; c != nil {
+				waiting = append(append(waiting, c.first), c.dups...)
+			}
+			a.inflight, a.stash = nil, nil
+			for _, r := range waiting {
+				a.answerProblem(r, 500, "internal", "Internal error", "the request failed; retry it with the same Idempotency-Key")
+			}
+		}
+	}()
+	f()
+}
+
+func (a *walletActor) load() {
+	v, err := a.sys.store.Get(a.valBuf[:0], a.bucketsKey())
+	if err != nil {
+		if !errors.Is(err, persistence.ErrNotFound) {
+			a.sys.log.Error("load wallet buckets", "wallet", a.wallet, "err", err)
+			a.sys.cfg.Observer.StorageError("read")
+		}
+		return
+	}
+	a.buckets.register, v, _ = ratelimit.DecodeBucket(v)
+	a.buckets.claim, _, _ = ratelimit.DecodeBucket(v)
+}
+
+func (a *walletActor) bucketsKey() []byte {
+	a.keyBuf = persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, persistence.TagBuckets)
+	return a.keyBuf
+}
+
+func (a *walletActor) maybePassivate(ctx actor.Context) {
+	if a.inflight != nil || len(a.stash) > 0 {
+		return
+	}
+	// Buckets are already durable (written with every effect), so there is
+	// nothing to save: once the registry lets go, stopping loses nothing.
+	if a.sys.reg.tryPassivate(a.wallet, a.self, a.received) {
+		ctx.CancelReceiveTimeout()
+		a.passivated = true
+		ctx.Stop(a.self)
+	}
+}
+
+func (a *walletActor) handle(r *Request) {
+	if c := a.inflight; c != nil {
+		if r.Op == c.op && len(r.Key) > 0 && bytes.Equal(r.Key, c.key) {
+			if r.Fingerprint != c.fp {
+				a.mismatch(r)
+				return
+			}
+			a.sys.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+			c.dups = append(c.dups, r)
+			return
+		}
+		a.stash = append(a.stash, r)
+		return
+	}
+	a.process(r)
+}
+
+// process runs one request: replay, limits, domain step, commit.
+func (a *walletActor) process(r *Request) {
+	now := a.sys.now()
+	nowNano := now.UnixNano()
+	hasKey := len(r.Key) > 0
+	var idemKey []byte
+	if hasKey {
+		idemKey = persistence.AppendIdempotencyKey(a.keyBuf[:0], a.walletB, r.Op.scope(), r.Key)
+		v, err := a.sys.store.Get(a.valBuf[:0], idemKey)
+		a.valBuf = v[:0]
+		switch {
+		case err == nil:
+			var rec persistence.Idempotency
+			if derr := persistence.DecodeIdempotency(v, &rec); derr != nil {
+				a.storageFailure(r, "read", derr)
+				return
+			}
+			if rec.ExpiresAt > nowNano {
+				if rec.Fingerprint != r.Fingerprint {
+					a.mismatch(r)
+					return
+				}
+				r.Status, r.Problem, r.Idempotency = rec.Status, rec.Problem, IdemHit
+				r.Body = append(r.Body[:0], rec.Body...)
+				a.sys.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+				a.answer(r)
+				return
+			}
+		case !errors.Is(err, persistence.ErrNotFound):
+			a.storageFailure(r, "read", err)
+			return
+		}
+		r.Idempotency = IdemMiss
+		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
+	}
+
+	prev := a.buckets
+	spentIP, ok := a.limit(r, nowNano)
+	if !ok {
+		a.answer(r)
+		return
+	}
+
+	b := a.sys.store.DB().NewBatch()
+	c := &commit{pid: a.self, sys: a.sys, op: r.Op, fp: r.Fingerprint, first: r, prev: prev, spentIP: spentIP}
+	effect, err := a.domain(r, b, now, c)
+	if err != nil {
+		_ = b.Close()
+		a.undo(r, spentIP, prev)
+		a.storageFailure(r, "read", err)
+		return
+	}
+	if !effect && !hasKey {
+		// A domain refusal without a key changes nothing: no commit needed.
+		_ = b.Close()
+		a.answer(r)
+		return
+	}
+	if a.buckets != prev {
+		_ = b.Set(a.bucketsKey(), a.encodeBuckets(), nil)
+	}
+	if hasKey {
+		expires := now.Add(a.sys.cfg.IdempotencyTTL).UnixNano()
+		rec := persistence.Idempotency{ExpiresAt: expires, Fingerprint: r.Fingerprint, Status: r.Status, Problem: r.Problem, Body: r.Body}
+		c.recKey = persistence.AppendIdempotencyKey(nil, a.walletB, r.Op.scope(), r.Key)
+		c.key = r.Key
+		_ = b.Set(c.recKey, persistence.AppendIdempotency(a.valBuf[:0], &rec), nil)
+		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
+	}
+	a.inflight = c
+	a.sys.store.Submit(b, c)
+}
+
+func (a *walletActor) encodeBuckets() []byte {
+	v := a.buckets.register.AppendBinary(a.valBuf[:0])
+	return a.buckets.claim.AppendBinary(v)
+}
+
+// limit applies the route's policies. It spends nothing unless every policy
+// allows the request; spentIP says whether an IP token was taken.
+func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
+	obs := a.sys.cfg.Observer
+	switch r.Op {
+	case OpRegister:
+		wp := &a.sys.registerWallet
+		if d := wp.Peek(a.buckets.register, now); !d.Allowed {
+			r.addLimit(wp, d)
+			obs.RateLimit(wp.Name, false)
+			a.limited(r)
+			return false, false
+		}
+		ip := a.sys.registerIP
+		d := ip.Take(r.IP, now)
+		r.addLimit(ip.Policy(), d)
+		obs.RateLimit(PolicyRegisterIP, d.Allowed)
+		if !d.Allowed {
+			a.limited(r)
+			return false, false
+		}
+		r.addLimit(wp, wp.Take(&a.buckets.register, now))
+		obs.RateLimit(wp.Name, true)
+		return true, true
+	case OpClaimPrepare:
+		p := &a.sys.claimWallet
+		d := p.Take(&a.buckets.claim, now)
+		r.addLimit(p, d)
+		obs.RateLimit(p.Name, d.Allowed)
+		if !d.Allowed {
+			a.limited(r)
+			return false, false
+		}
+	}
+	return false, true
+}
+
+// limited turns r into a 429 naming the policy last added to r.Limits.
+func (a *walletActor) limited(r *Request) {
+	r.Limited = r.NLimits - 1
+	name := r.Limits[r.Limited].Policy.Name
+	r.Status, r.Problem = 429, true
+	r.Body = problem.Append(r.Body[:0], 429, "rate-limited", "Too Many Requests",
+		"rate limit "+name+" exceeded; retry after the Retry-After delay")
+}
+
+// undo gives back the tokens of a request whose effect was not stored.
+func (a *walletActor) undo(r *Request, spentIP bool, prev walletBuckets) {
+	a.buckets = prev
+	if spentIP {
+		a.sys.registerIP.Refund(r.IP, a.sys.now().UnixNano())
+	}
+}
+
+func (a *walletActor) mismatch(r *Request) {
+	a.sys.cfg.Observer.Idempotency(r.Op.Route(), "mismatch")
+	a.answerProblem(r, 422, "idempotency-key-reused", "Idempotency-Key reused",
+		"this Idempotency-Key was already used with a different request body")
+}
+
+func (a *walletActor) storageFailure(r *Request, op string, err error) {
+	a.sys.cfg.Observer.StorageError(op)
+	a.sys.log.Error("storage", "op", op, "wallet", a.wallet, "err", err)
+	a.answerProblem(r, 503, "storage-unavailable", "Service Unavailable",
+		"storage is temporarily unavailable; retry with the same Idempotency-Key")
+}
+
+func (a *walletActor) answerProblem(r *Request, status int, slug, title, detail string) {
+	r.Status, r.Problem = status, true
+	r.Body = problem.Append(r.Body[:0], status, slug, title, detail)
+	a.answer(r)
+}
+
+// answer hands r back to the goroutine waiting in Do. r must not be touched
+// afterwards.
+func (a *walletActor) answer(r *Request) { r.done <- struct{}{} }
+
+// finish completes the commit in flight: answer its requests, then run what
+// was stashed behind it.
+func (a *walletActor) finish(c *commit) {
+	if c != a.inflight {
+		return // abandoned after a panic; see guard
+	}
+	a.inflight = nil
+	first := c.first
+	if c.err != nil {
+		a.undo(first, c.spentIP, c.prev)
+		if !errors.Is(c.err, persistence.ErrClosed) {
+			a.sys.cfg.Observer.StorageError("commit")
+		}
+		for _, r := range append(c.dups, first) {
+			r.Idempotency = IdemNone
+			a.answerProblem(r, 503, "storage-unavailable", "Service Unavailable",
+				"storage is temporarily unavailable; retry with the same Idempotency-Key")
+		}
+	} else {
+		for _, r := range c.dups {
+			r.Status, r.Problem, r.Idempotency = first.Status, first.Problem, IdemHit
+			r.Body = append(r.Body[:0], first.Body...)
+			a.answer(r)
+		}
+		if f := a.sys.settlementCreated; f != nil {
+			for _, id := range c.created {
+				f(id, a.wallet)
+			}
+		}
+		a.answer(first)
+	}
+	for a.inflight == nil && len(a.stash) > 0 {
+		r := a.stash[0]
+		a.stash[0] = nil
+		a.stash = a.stash[1:]
+		a.process(r)
+	}
+	if len(a.stash) == 0 {
+		a.stash = nil
+	}
+}

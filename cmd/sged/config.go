@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"crypto/ed25519"
+
+	"github.com/sgeplatform/sge/actors"
+	"github.com/sgeplatform/sge/internal/gateway"
+	"github.com/sgeplatform/sge/internal/input"
+	"github.com/sgeplatform/sge/persistence"
+	"github.com/sgeplatform/sge/transport"
+)
+
+// config is everything sged reads from its environment and flags. Each
+// subsystem's part is that subsystem's own Config; defaults live there.
+type config struct {
+	gateway.Config
+	otelEnabled  bool
+	otelEndpoint string
+	logLevel string
+	// effective is every setting's value as "ENV", value pairs for the
+	// start-up log, secrets masked.
+	effective []any
+}
+
+// setting is one variable: its environment name, its flag, its default as
+// text (shown in --help), and how it is stored.
+type setting struct {
+	env, usage, def string
+	secret          bool
+	set             func(string) error
+}
+
+func (s setting) flag() string { return strings.ReplaceAll(strings.ToLower(s.env), "_", "-") }
+
+func settings(c *config) []setting {
+	return []setting{
+		{env: "ADDR", def: transport.DefaultAddr, usage: "listen address", set: str(&c.Transport.Addr)},
+		{env: "DATA_DIR", def: persistence.DefaultDir, usage: "Pebble directory", set: str(&c.Store.Dir)},
+		{env: "RL_REGISTER_PER_HOUR", def: itoa(actors.DefaultRegisterPerHourIP), usage: "register-ip: registrations per client IP per hour", set: integer(&c.Actors.RegisterPerHourIP)},
+		{env: "RL_REGISTER_PER_DAY_WALLET", def: itoa(actors.DefaultRegisterPerDayWallet), usage: "register-wallet: registrations per wallet per day", set: integer(&c.Actors.RegisterPerDayWallet)},
+		{env: "RL_CLAIM_PER_HOUR", def: itoa(actors.DefaultClaimPerHour), usage: "claim-wallet: claim/prepare per wallet per hour", set: integer(&c.Actors.ClaimPerHour)},
+		{env: "TRUSTED_PROXIES", usage: "comma-separated CIDRs whose X-Forwarded-For is believed", set: func(v string) (err error) {
+			c.Transport.TrustedProxies, err = input.ParsePrefixes(v)
+			return err
+		}},
+		{env: "IDEMPOTENCY_TTL", def: actors.DefaultIdempotencyTTL.String(), usage: "idempotency record retention", set: duration(&c.Actors.IdempotencyTTL)},
+		{env: "IDEMPOTENCY_REQUIRED", def: "false", usage: "answer 400 to POSTs without Idempotency-Key", set: func(v string) error {
+			b, err := strconv.ParseBool(v)
+			c.Actors.IdempotencyRequired, c.Transport.IdempotencyRequired = b, b
+			return err
+		}},
+		{env: "CLAIM_TTL", def: actors.DefaultClaimTTL.String(), usage: "claim ticket lifetime", set: duration(&c.Actors.ClaimTTL)},
+		{env: "CLAIM_SIGNING_KEY", secret: true, usage: "ed25519 seed, base64 (default: generated once, kept in the data dir)", set: func(v string) error {
+			if v == "" {
+				return nil
+			}
+			seed, err := base64.StdEncoding.DecodeString(v)
+			if err != nil || len(seed) != ed25519.SeedSize {
+				return errors.New("want a base64 32-byte ed25519 seed")
+			}
+			c.Actors.SigningKey = ed25519.NewKeyFromSeed(seed)
+			return nil
+		}},
+		{env: "ACTOR_IDLE_TIMEOUT", def: actors.DefaultIdleTimeout.String(), usage: "passivate idle wallet actors after", set: duration(&c.Actors.IdleTimeout)},
+		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
+		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
+		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
+		{env: "OTEL_ENABLED", def: "false", usage: "export traces over OTLP/HTTP", set: boolean(&c.otelEnabled)},
+		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", usage: "OTLP/HTTP endpoint (a URL ending in /v1/traces is used as is)", set: str(&c.otelEndpoint)},
+		{env: "LOG_LEVEL", def: "info", usage: "debug, info, warn or error", set: str(&c.logLevel)},
+	}
+}
+
+// parseConfig reads flags, then the environment, then defaults, in that
+// order of precedence, and validates every subsystem. All problems are
+// reported together.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	all := settings(c)
+	fs := flag.NewFlagSet("sged", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	given := map[string]string{}
+	for _, s := range all {
+		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
+		if s.def != "" {
+			usage += ", default " + s.def
+		}
+		fs.Func(s.flag(), usage+")", func(v string) error { given[s.env] = v; return nil })
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("sged: unexpected arguments %q", fs.Args())
+	}
+	var errs []error
+	for _, s := range all {
+		v, ok := given[s.env]
+		if !ok {
+			v = getenv(s.env)
+		}
+		if v == "" {
+			v = s.def
+		}
+		if err := s.set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
+		}
+		if s.secret && v != "" {
+			v = "***"
+		}
+		c.effective = append(c.effective, s.env, v)
+	}
+	c.Store.EnsureDefaults()
+	c.Actors.EnsureDefaults()
+	c.Transport.EnsureDefaults()
+	errs = append(errs, c.Store.Validate(), c.Actors.Validate(), c.Transport.Validate())
+	if _, err := parseLevel(c.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+func integer(p *int) func(string) error {
+	return func(v string) (err error) {
+		*p, err = strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		return nil
+	}
+}
+
+func boolean(p *bool) func(string) error {
+	return func(v string) (err error) {
+		*p, err = strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		return nil
+	}
+}
+
+func duration(p *time.Duration) func(string) error {
+	return func(v string) (err error) {
+		*p, err = time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
+		}
+		return nil
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

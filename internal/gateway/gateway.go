@@ -1,0 +1,162 @@
+// Package gateway assembles the service from its subsystems (persistence,
+// actors, transport, telemetry) and runs its lifecycle. cmd/sged and the
+// end-to-end tests and benchmarks build the service the same way through it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sgeplatform/sge/actors"
+	"github.com/sgeplatform/sge/persistence"
+	"github.com/sgeplatform/sge/telemetry"
+	"github.com/sgeplatform/sge/transport"
+	"github.com/valyala/fasthttp"
+)
+
+// Config is the whole service's configuration: each subsystem's own Config.
+type Config struct {
+	Transport transport.Config
+	Actors    actors.Config
+	Store     persistence.Config
+	// MetricsAddr, when set, serves /metrics on its own listener instead of
+	// the main port.
+	MetricsAddr string
+	// Logger is the service's logger. Default slog.Default().
+	Logger *slog.Logger
+	// Registry receives every metric. Default: a new registry.
+	Registry *prometheus.Registry
+}
+
+// Gateway is one running service.
+type Gateway struct {
+	Store    *persistence.Store
+	System   *actors.System
+	Server   *transport.Server
+	Metrics  *telemetry.Metrics
+	Registry *prometheus.Registry
+
+	cfg        Config
+	log        *slog.Logger
+	as         *actor.ActorSystem
+	metricsSrv *fasthttp.Server
+	metricsLn  net.Listener
+
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// New opens the store and starts the actors; nothing listens until Serve.
+// On error everything opened so far is closed again.
+func New(cfg Config) (g *Gateway, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	g = &Gateway{cfg: cfg, log: cfg.Logger, Registry: cfg.Registry}
+	g.Metrics = telemetry.NewMetrics(cfg.Registry)
+
+	cfg.Store.Logger = g.log
+	cfg.Store.OnCommit = g.Metrics.Commit
+	if g.Store, err = persistence.Open(cfg.Store); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = g.Store.Close()
+		}
+	}()
+	g.Metrics.RegisterPebble(g.Store.DB().Metrics)
+
+	g.as = actor.NewActorSystemWithConfig(actor.Configure(
+		actor.WithLoggerFactory(telemetry.ActorLoggerFactory(g.log))))
+	cfg.Actors.Observer = g.Metrics
+	cfg.Actors.Logger = g.log
+	if g.System, err = actors.New(cfg.Actors, g.Store, g.as); err != nil {
+		g.as.Shutdown()
+		return nil, err
+	}
+
+	cfg.Transport.Observer = g.Metrics
+	cfg.Transport.Logger = g.log
+	if cfg.MetricsAddr == "" {
+		cfg.Transport.Metrics = telemetry.Handler(cfg.Registry)
+	}
+	if g.Server, err = transport.New(cfg.Transport, g.System, g.Store.Healthy); err != nil {
+		_ = g.System.Shutdown(context.Background())
+		g.as.Shutdown()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Listen opens the main listener on the configured address (and the metrics
+// one, if configured).
+func (g *Gateway) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", g.cfg.Transport.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen on %s: %w", g.cfg.Transport.Addr, err)
+	}
+	if g.cfg.MetricsAddr != "" {
+		if g.metricsLn, err = net.Listen("tcp", g.cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("gateway: listen for metrics on %s: %w", g.cfg.MetricsAddr, err)
+		}
+	}
+	return ln, nil
+}
+
+// MetricsAddr is the metrics listener's address, or nil when metrics are
+// served on the main port.
+func (g *Gateway) MetricsAddr() net.Addr {
+	if g.metricsLn == nil {
+		return nil
+	}
+	return g.metricsLn.Addr()
+}
+
+// Serve marks the service ready and serves on ln until Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	errc := make(chan error, 2)
+	if g.metricsLn != nil {
+		g.metricsSrv = &fasthttp.Server{Handler: telemetry.Handler(g.Registry), NoDefaultServerHeader: true}
+		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
+	}
+	go func() { errc <- g.Server.Serve(ln) }()
+	g.Server.SetReady(true)
+	g.Metrics.SetReady(true)
+	return <-errc
+}
+
+// Shutdown stops the service in order: /readyz false, listener closed,
+// requests in flight answered (bounded by ctx), wallet actors stopped after
+// draining, IP buckets snapshotted, Pebble closed. Safe to call twice.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutOnce.Do(func() {
+		g.Metrics.SetReady(false)
+		var errs []error
+		if err := g.Server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: drain requests: %w", err))
+		}
+		if g.metricsSrv != nil {
+			_ = g.metricsSrv.ShutdownWithContext(ctx)
+		}
+		if err := g.System.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		g.as.Shutdown()
+		if err := g.Store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		g.shutErr = errors.Join(errs...)
+	})
+	return g.shutErr
+}
