@@ -25,7 +25,7 @@ type config struct {
 	gateway.Config
 	otelEnabled  bool
 	otelEndpoint string
-	logLevel string
+	logLevel     string
 	// effective is every setting's value as "ENV", value pairs for the
 	// start-up log, secrets masked.
 	effective []any

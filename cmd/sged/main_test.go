@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sgeplatform/sge/internal/sgetest"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// The test binary doubles as sged: with SGED_CHILD=1 it runs main, so crash
+// tests start the real server as a child process without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("SGED_CHILD") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// child is a running sged process.
+type child struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *bytes.Buffer
+	exited chan error
+}
+
+// startChild runs sged with args and env and waits for its listening line.
+func startChild(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(append(os.Environ(), "SGED_CHILD=1"), env...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, stderr: new(bytes.Buffer), exited: make(chan error, 1)}
+	addrc := make(chan string, 1)
+	var mu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			mu.Lock()
+			c.stderr.Write(append(sc.Bytes(), '\n'))
+			mu.Unlock()
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addrc <- line.Addr
+			}
+		}
+	}()
+	go func() { err := cmd.Wait(); pw.Close(); c.exited <- err }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case c.addr = <-addrc:
+	case err := <-c.exited:
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("sged exited before listening: %v\n%s", err, c.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatal("sged did not start listening within 60s")
+	}
+	return c
+}
+
+func (c *child) url() string { return "http://" + c.addr }
+
+// terminate sends SIGTERM and returns the exit code.
+func (c *child) terminate(t *testing.T) int {
+	t.Helper()
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("sged did not stop within 60s of SIGTERM")
+	}
+	return c.cmd.ProcessState.ExitCode()
+}
+
+type outcome struct {
+	wallet     string
+	status     int
+	settlement string
+}
+
+func register(ctx context.Context, client *http.Client, url, key, wallet string) (int, string, http.Header, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/api/register", strings.NewReader(`{"wallet":"`+wallet+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	var body struct{ SettlementID string }
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.SettlementID, resp.Header, nil
+}
+
+// 7. kill -9 under concurrent load with keys; after restart every key that
+// was answered 201 replays the same settlement, and no key has two.
+func TestCrashUnderLoadKeepsIdempotency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sged as a child process")
+	}
+	dir := t.TempDir()
+	env := []string{"DATA_DIR=" + dir, "ADDR=127.0.0.1:0", "RL_REGISTER_PER_HOUR=1000000"}
+	c := startChild(t, env)
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	const workers = 16
+	var (
+		mu       sync.Mutex
+		sent     = map[string]*outcome{} // by key
+		answered atomic.Int64
+		wg       sync.WaitGroup
+	)
+	ctx, stop := context.WithCancel(context.Background())
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil && i < 5000; i++ {
+				key := fmt.Sprintf("crash-%d-%d", w, i)
+				o := &outcome{wallet: sgetest.Wallet()}
+				mu.Lock()
+				sent[key] = o
+				mu.Unlock()
+				status, id, _, err := register(ctx, client, c.url(), key, o.wallet)
+				if err != nil {
+					return // the server is gone
+				}
+				mu.Lock()
+				o.status, o.settlement = status, id
+				mu.Unlock()
+				if status == 201 {
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	// Kill once a few hundred requests were answered, with more in flight.
+	sgetest.Eventually(t, 60*time.Second, "answers before the crash", func() bool { return answered.Load() >= 300 })
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.exited
+	stop()
+	wg.Wait()
+
+	c = startChild(t, env)
+	for key, o := range sent {
+		status, id, h, err := register(context.Background(), client, c.url(), key, o.wallet)
+		if err != nil || status != 201 {
+			t.Fatalf("retry %s: %d %v", key, status, err)
+		}
+		if o.status == 201 {
+			if h.Get("X-Idempotency") != "HIT" || id != o.settlement {
+				t.Fatalf("key %s answered %s before the crash, %s (%s) after", key, o.settlement, id, h.Get("X-Idempotency"))
+			}
+		}
+	}
+	if code := c.terminate(t); code != 0 {
+		t.Fatalf("graceful stop exited %d\n%s", code, c.stderr)
+	}
+
+	store, err := persistence.Open(persistence.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for key, o := range sent {
+		if n := len(sgetest.Settlements(t, store, o.wallet)); n != 1 {
+			t.Fatalf("key %s has %d settlements", key, n)
+		}
+	}
+	t.Logf("%d keys sent, %d answered 201 before kill -9", len(sent), answered.Load())
+}
+
+func TestGracefulShutdownExitsZero(t *testing.T) {
+	c := startChild(t, []string{"DATA_DIR=" + t.TempDir(), "ADDR=127.0.0.1:0"})
+	resp, err := http.Get(c.url() + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code := c.terminate(t); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, c.stderr)
+	}
+}
+
+func TestInvalidConfigReportsEveryProblem(t *testing.T) {
+	var stderr bytes.Buffer
+	env := map[string]string{"RL_CLAIM_PER_HOUR": "many", "IDEMPOTENCY_TTL": "1 day", "TRUSTED_PROXIES": "10.0.0.0/99"}
+	code := run(context.Background(), []string{"--claim-ttl=-1s"}, func(k string) string { return env[k] }, &stderr)
+	if code != exitConfig {
+		t.Fatalf("exit code %d, want %d", code, exitConfig)
+	}
+	for _, want := range []string{"RL_CLAIM_PER_HOUR", "IDEMPOTENCY_TTL", "TRUSTED_PROXIES", "CLAIM_TTL"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not mention %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func TestUnreadableDataDirFailsStart(t *testing.T) {
+	dir := t.TempDir()
+	// A file where the data directory should be.
+	path := dir + "/data"
+	if err := os.WriteFile(path, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--data-dir", path, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), "cannot start") {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+}
