@@ -257,15 +257,21 @@ func isJSON(ct []byte) bool {
 	return len(ct) == len("application/json") && bytes.EqualFold(ct, []byte("application/json"))
 }
 
-// clientIP is the socket peer, or the rightmost untrusted X-Forwarded-For
-// hop when the peer is a trusted proxy.
+// clientIP is the rate-limit subject: the socket peer, or the rightmost
+// untrusted X-Forwarded-For hop when the peer is a trusted proxy. IPv6
+// addresses count per /64, the smallest network one client usually holds,
+// so rotating addresses inside it buys no fresh buckets.
 func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
-	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	peer = peer.Unmap()
-	if !s.trustProxies {
-		return peer
+	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	ip = ip.Unmap()
+	if s.trustProxies {
+		ip = input.ClientIP(ip, ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies.Contains)
 	}
-	return input.ClientIP(peer, ctx.Request.Header.Peek("X-Forwarded-For"), s.cfg.TrustedProxies.Contains)
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		ip = p.Addr()
+	}
+	return ip
 }
 
 func (s *Server) settlement(ctx *fasthttp.RequestCtx) {

@@ -67,7 +67,6 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 				sum(setup.fails[:]), setup.errs, setup.status[fasthttp.StatusTooManyRequests])
 		}
 	case "limited":
-		r.cfg.Replay = 0 // a refused request is not stored, so there is nothing to replay
 		if len(r.wallets) == 0 {
 			r.wallets = [][]byte{appendWallet(nil, newRNG())} // one wallet, one IP
 		}
