@@ -282,8 +282,10 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 	return false, true
 }
 
-// limited turns r into a 429 naming the policy last added to r.Limits.
+// limited turns r into a 429 naming the policy last added to r.Limits. A
+// 429 is not stored, so it carries no X-Idempotency.
 func (a *walletActor) limited(r *Request) {
+	r.Idempotency = IdemNone
 	r.Limited = r.NLimits - 1
 	name := r.Limits[r.Limited].Policy.Name
 	r.Status, r.Problem = 429, true

@@ -8,7 +8,7 @@ import (
 )
 
 // Waiter is told when a submitted batch is durable (err == nil) or has
-// failed. Committed is called from the committer goroutine and must not block.
+// failed. Committed is called from a committer goroutine and must not block.
 type Waiter interface {
 	Committed(err error)
 }
@@ -24,73 +24,85 @@ type pending struct {
 	w Waiter
 }
 
-// committer is the group commit: one goroutine takes everything queued since
-// its last fsync, merges it into one batch and commits it synced. While one
-// group syncs the next one queues, so under load a single fsync covers many
-// requests and no request needs a goroutine of its own.
+// Group commit tuning. A few workers keep Pebble's pipeline busy: while one
+// waits for its fsync, the next applies its group to the memtable, and
+// Pebble folds their WAL syncs together. A cap on the group size spreads a
+// burst over the workers instead of applying it all on one goroutine.
+const (
+	commitWorkers  = 4
+	maxGroupBatches = 32
+)
+
+// committer is the group commit: a fixed pool of goroutines, each taking
+// what is queued (up to maxGroupBatches), merging it into one batch and
+// committing it synced. Under load one fsync covers many requests, and no
+// request needs a goroutine of its own.
 type committer struct {
 	s    *Store
-	wake chan struct{}
-	done chan struct{}
-	mu   struct {
-		sync.Mutex
-		queue   []pending
-		stopped bool
-	}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	cond sync.Cond // signalled on submit and stop; guarded by mu
+	// queue and stopped are guarded by mu.
+	queue   []pending
+	stopped bool
 }
 
 func newCommitter(s *Store) *committer {
-	c := &committer{s: s, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go c.run()
+	c := &committer{s: s}
+	c.cond.L = &c.mu
+	c.wg.Add(commitWorkers)
+	for range commitWorkers {
+		go c.run()
+	}
 	return c
 }
 
 func (c *committer) submit(b *pebble.Batch, w Waiter) {
 	c.mu.Lock()
-	if c.mu.stopped {
+	if c.stopped {
 		c.mu.Unlock()
 		_ = b.Close()
 		w.Committed(ErrClosed)
 		return
 	}
-	c.mu.queue = append(c.mu.queue, pending{b, w})
+	c.queue = append(c.queue, pending{b, w})
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.cond.Signal()
 }
 
-// stop lets the committer finish everything already queued, then returns.
+// stop lets the workers finish everything already queued, then returns.
 func (c *committer) stop() {
 	c.mu.Lock()
-	c.mu.stopped = true
+	c.stopped = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	<-c.done
+	c.cond.Broadcast()
+	c.wg.Wait()
 }
 
 func (c *committer) run() {
-	defer close(c.done)
-	var group []pending
-	for range c.wake {
-		for {
-			c.mu.Lock()
-			group, c.mu.queue = c.mu.queue, group[:0]
-			stopped := c.mu.stopped
-			c.mu.Unlock()
-			if len(group) == 0 {
-				if stopped {
-					return
-				}
-				break
-			}
-			c.commitGroup(group)
-			clear(group)
+	defer c.wg.Done()
+	group := make([]pending, 0, maxGroupBatches)
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 && !c.stopped {
+			c.cond.Wait()
 		}
+		if len(c.queue) == 0 {
+			c.mu.Unlock()
+			return // stopped and drained
+		}
+		n := copy(group[:cap(group)], c.queue)
+		group = group[:n]
+		rest := copy(c.queue, c.queue[n:])
+		clear(c.queue[rest:])
+		c.queue = c.queue[:rest]
+		more := rest > 0
+		c.mu.Unlock()
+		if more {
+			c.cond.Signal() // let another worker take the rest meanwhile
+		}
+		c.commitGroup(group)
+		clear(group)
 	}
 }
 

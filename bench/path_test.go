@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sgeplatform/sge/internal/gateway"
+	"github.com/valyala/fasthttp"
+)
+
+// The request path, each case beside the bare fasthttp ceiling in the same
+// run. All run in parallel (b.RunParallel, GOMAXPROCS goroutines, times
+// -cpu), which is where group commit pays off; run with -cpu 1,2,... and a
+// higher -benchtime to see how the durable path scales with concurrency.
+
+// BenchmarkBaseline is fasthttp answering a fixed 201: the ceiling.
+func BenchmarkBaseline(b *testing.B) {
+	t := bareTarget(b)
+	defer t.close()
+	var n atomic.Uint64
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
+		for pb.Next() {
+			i := n.Add(1)
+			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
+			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+			t.post(b, req, resp, 201)
+		}
+	})
+}
+
+// BenchmarkMiss is a new registration with a new key for a new wallet each
+// time: idempotency lookup, both limits, the domain step and a synced commit.
+func BenchmarkMiss(b *testing.B) {
+	t, _ := gatewayTarget(b, nil)
+	defer t.close()
+	var n atomic.Uint64
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
+		for pb.Next() {
+			i := n.Add(1)
+			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
+			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+			t.post(b, req, resp, 201)
+		}
+	})
+}
+
+// BenchmarkHit replays finished registrations: a Pebble read and the stored
+// answer, no limits, no commit.
+func BenchmarkHit(b *testing.B) {
+	t, _ := gatewayTarget(b, nil)
+	defer t.close()
+	const keys = 1024
+	req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
+	for i := range uint64(keys) {
+		req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
+		req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+		t.post(b, req, resp, 201)
+	}
+	var n atomic.Uint64
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
+		for pb.Next() {
+			i := n.Add(1) % keys
+			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
+			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+			t.post(b, req, resp, 201)
+			if string(resp.Header.Peek("X-Idempotency")) != "HIT" {
+				b.Fatal("not a HIT")
+			}
+		}
+	})
+}
+
+// BenchmarkLimited is claim/prepare over the claim-wallet quota, spread
+// over many wallets: the 429 path (lookup, bucket, problem answer).
+func BenchmarkLimited(b *testing.B) {
+	t, _ := gatewayTarget(b, func(c *gateway.Config) { c.Actors.ClaimPerHour = 1 })
+	defer t.close()
+	const wallets = 1024
+	req, resp := newPost("/api/claim/prepare"), fasthttp.AcquireResponse()
+	for i := range uint64(wallets) {
+		req.SetBodyString(`{"wallet":"` + wallet(i) + `","amount":"1"}`)
+		t.post(b, req, resp, 201)
+	}
+	var n atomic.Uint64
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := newPost("/api/claim/prepare"), fasthttp.AcquireResponse()
+		for pb.Next() {
+			i := n.Add(1) % wallets
+			req.SetBodyString(`{"wallet":"` + wallet(i) + `","amount":"1"}`)
+			t.post(b, req, resp, 429)
+		}
+	})
+}
+
+// parallelism × GOMAXPROCS clients are in flight at once: enough that the
+// group committer has full groups to sync, as under a burst of real clients.
+const parallelism = 128
