@@ -29,7 +29,7 @@ type pending struct {
 // Pebble folds their WAL syncs together. A cap on the group size spreads a
 // burst over the workers instead of applying it all on one goroutine.
 const (
-	commitWorkers  = 4
+	commitWorkers   = 4
 	maxGroupBatches = 32
 )
 
