@@ -46,6 +46,7 @@ type System struct {
 	claimWallet    ratelimit.Policy
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
+	pending        pendingKeys
 
 	// settlementCreated is told about each settlement once it is durable.
 	settlementCreated func(id, wallet string)
@@ -74,6 +75,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 		stop:           make(chan struct{}),
 	}
 	s.reg.init(s)
+	s.pending.init()
 	for _, op := range []Op{OpRegister, OpClaimPrepare, OpClaimRecord} {
 		s.policyHeaders[op] = s.policyHeader(op)
 	}
@@ -135,6 +137,9 @@ func (s *System) Do(r *Request) error {
 	case <-s.stop:
 		return ErrShutdown
 	default:
+	}
+	if len(r.Key) > 0 && s.replay(r) {
+		return nil
 	}
 	s.reg.send(r.Wallet, r)
 	t := timerPool.Get().(*time.Timer)

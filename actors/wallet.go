@@ -236,6 +236,9 @@ func (a *walletActor) process(r *Request) {
 		_ = b.Set(c.recKey, persistence.AppendIdempotency(a.valBuf[:0], &rec), nil)
 		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
 	}
+	if c.recKey != nil {
+		a.sys.pending.add(c.recKey)
+	}
 	a.inflight = c
 	a.sys.store.Submit(b, c)
 }
@@ -287,10 +290,23 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 func (a *walletActor) limited(r *Request) {
 	r.Idempotency = IdemNone
 	r.Limited = r.NLimits - 1
-	name := r.Limits[r.Limited].Policy.Name
 	r.Status, r.Problem = 429, true
 	r.Body = problem.Append(r.Body[:0], 429, "rate-limited", "Too Many Requests",
-		"rate limit "+name+" exceeded; retry after the Retry-After delay")
+		limitedDetail(r.Limits[r.Limited].Policy.Name))
+}
+
+// limitedDetail is the 429 problem's detail, a constant per policy so the
+// refusal path does not build strings.
+func limitedDetail(policy string) string {
+	switch policy {
+	case PolicyRegisterIP:
+		return "rate limit " + PolicyRegisterIP + " exceeded; retry after the Retry-After delay"
+	case PolicyRegisterWallet:
+		return "rate limit " + PolicyRegisterWallet + " exceeded; retry after the Retry-After delay"
+	case PolicyClaimWallet:
+		return "rate limit " + PolicyClaimWallet + " exceeded; retry after the Retry-After delay"
+	}
+	return "rate limit " + policy + " exceeded; retry after the Retry-After delay"
 }
 
 // undo gives back the tokens of a request whose effect was not stored.
@@ -327,6 +343,9 @@ func (a *walletActor) answer(r *Request) { r.done <- struct{}{} }
 // finish completes the commit in flight: answer its requests, then run what
 // was stashed behind it.
 func (a *walletActor) finish(c *commit) {
+	if c.recKey != nil {
+		a.sys.pending.remove(c.recKey) // the commit has returned, either way
+	}
 	if c != a.inflight {
 		return // abandoned after a panic; see guard
 	}

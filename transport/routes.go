@@ -105,7 +105,7 @@ var parsePool = sync.Pool{New: func() any { return &parseBuf{h: sha256.New()} }}
 
 func (s *Server) mutate(op actors.Op) fasthttp.RequestHandler {
 	names := fields[op]
-	route := op.Route()
+	fingerprintPrefix := []byte("POST " + op.Route() + "\n")
 	return func(ctx *fasthttp.RequestCtx) {
 		if !isJSON(ctx.Request.Header.ContentType()) {
 			writeProblem(ctx, 415, "unsupported-media-type", "Unsupported Media Type", "send the body as application/json")
@@ -166,10 +166,7 @@ func (s *Server) mutate(op actors.Op) fasthttp.RequestHandler {
 		// The fingerprint covers method, route and the raw body: a retry
 		// must resend the same bytes to be recognized as the same request.
 		pb.h.Reset()
-		pb.h.Write(ctx.Method())
-		pb.h.Write([]byte{' '})
-		pb.h.Write([]byte(route))
-		pb.h.Write([]byte{'\n'})
+		pb.h.Write(fingerprintPrefix)
 		pb.h.Write(body)
 		pb.h.Sum(r.Fingerprint[:0])
 		r.IP = s.clientIP(ctx)

@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"hash/maphash"
+	"sync"
+
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// Replays of finished requests are the common retry and need no ordering:
+// a committed idempotency record never changes. So Do answers them straight
+// from Pebble, without the hop through the wallet's actor, when it can be
+// sure the record is durable.
+//
+// Pebble makes a synced batch visible before its WAL sync completes, so a
+// record found in Pebble may still be in flight. The wallet actor therefore
+// notes the record key in pendingKeys before it submits the batch and
+// removes it once the commit has returned; a reader that finds the record
+// and then does not find the key in pendingKeys knows the commit finished.
+// Anything else (not found, in flight, expired, another fingerprint) goes to
+// the actor, which decides as before.
+type pendingKeys struct {
+	seed   maphash.Seed
+	shards [64]struct {
+		mu   sync.Mutex
+		keys map[string]int
+	}
+}
+
+func (p *pendingKeys) init() {
+	p.seed = maphash.MakeSeed()
+	for i := range p.shards {
+		p.shards[i].keys = make(map[string]int)
+	}
+}
+
+func (p *pendingKeys) shard(key []byte) int { return int(maphash.Bytes(p.seed, key) % 64) }
+
+func (p *pendingKeys) add(key []byte) {
+	s := &p.shards[p.shard(key)]
+	s.mu.Lock()
+	s.keys[string(key)]++
+	s.mu.Unlock()
+}
+
+func (p *pendingKeys) remove(key []byte) {
+	s := &p.shards[p.shard(key)]
+	s.mu.Lock()
+	if n := s.keys[string(key)]; n > 1 {
+		s.keys[string(key)] = n - 1
+	} else {
+		delete(s.keys, string(key))
+	}
+	s.mu.Unlock()
+}
+
+func (p *pendingKeys) has(key []byte) bool {
+	s := &p.shards[p.shard(key)]
+	s.mu.Lock()
+	_, ok := s.keys[string(key)]
+	s.mu.Unlock()
+	return ok
+}
+
+type replayBuf struct{ key, val []byte }
+
+var replayPool = sync.Pool{New: func() any { return new(replayBuf) }}
+
+// replay answers r from its durable idempotency record, if it has one that
+// matches; it reports whether it did.
+func (s *System) replay(r *Request) bool {
+	buf := replayPool.Get().(*replayBuf)
+	defer replayPool.Put(buf)
+	buf.key = persistence.AppendIdempotencyKey(buf.key[:0], r.Wallet, r.Op.scope(), r.Key)
+	v, err := s.store.Get(buf.val[:0], buf.key)
+	buf.val = v[:0]
+	if err != nil {
+		return false
+	}
+	var rec persistence.Idempotency
+	if persistence.DecodeIdempotency(v, &rec) != nil ||
+		rec.ExpiresAt <= s.now().UnixNano() ||
+		rec.Fingerprint != r.Fingerprint ||
+		s.pending.has(buf.key) {
+		return false
+	}
+	r.Status, r.Problem, r.Idempotency = rec.Status, rec.Problem, IdemHit
+	r.Body = append(r.Body[:0], rec.Body...)
+	s.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+	return true
+}

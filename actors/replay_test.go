@@ -1,0 +1,74 @@
+package actors
+
+import (
+	"crypto/sha256"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+func newTestSystem(t *testing.T) *System {
+	t.Helper()
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := actor.NewActorSystem()
+	sys, err := New(Config{}, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sys.Shutdown(t.Context())
+		as.Shutdown()
+		_ = store.Close()
+	})
+	return sys
+}
+
+func register(sys *System, wallet, key string) *Request {
+	r := NewRequest()
+	r.Op = OpRegister
+	r.Wallet = append(r.Wallet, wallet...)
+	r.Key = append(r.Key, key...)
+	r.Fingerprint = sha256.Sum256([]byte(wallet))
+	r.IP = netip.MustParseAddr("192.0.2.1")
+	if err := sys.Do(r); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// A record whose commit has not returned is never replayed outside the
+// actor: Pebble shows a synced batch before its fsync completes.
+func TestReplaySkipsRecordsInFlight(t *testing.T) {
+	sys := newTestSystem(t)
+	w := "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+	first := register(sys, w, "k")
+	if first.Status != 201 || first.Idempotency != IdemMiss {
+		t.Fatalf("first: %d %d", first.Status, first.Idempotency)
+	}
+	probe := NewRequest()
+	probe.Op, probe.Wallet, probe.Key, probe.Fingerprint = OpRegister, []byte(w), []byte("k"), first.Fingerprint
+	if !sys.replay(probe) || string(probe.Body) != string(first.Body) {
+		t.Fatal("durable record not replayed directly")
+	}
+	key := persistence.AppendIdempotencyKey(nil, []byte(w), OpRegister.scope(), []byte("k"))
+	sys.pending.add(key)
+	if sys.replay(probe) {
+		t.Fatal("record marked in flight was replayed outside the actor")
+	}
+	sys.pending.remove(key)
+	probe.Fingerprint[0] ^= 1
+	if sys.replay(probe) {
+		t.Fatal("another fingerprint was replayed")
+	}
+	sys.cfg.Now = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	probe.Fingerprint[0] ^= 1
+	if sys.replay(probe) {
+		t.Fatal("expired record was replayed")
+	}
+}
