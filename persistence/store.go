@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 )
 
@@ -42,6 +43,11 @@ type Config struct {
 	FS vfs.FS
 	// CacheBytes is Pebble's block cache size. Default 64 MiB.
 	CacheBytes int64
+	// MemTableBytes is Pebble's memtable size. Default 32 MiB: large enough
+	// that bursts of small effect batches flush rarely (fewer L0 tables for
+	// every read to probe), small enough that a memtable seek stays cheap;
+	// measured against 4 MiB with BenchmarkMiss.
+	MemTableBytes uint64
 	// Logger receives storage events. Default slog.Default().
 	Logger *slog.Logger
 	// OnCommit, when set, observes each group commit (duration, number of
@@ -59,6 +65,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
+	}
+	if c.MemTableBytes == 0 {
+		c.MemTableBytes = 32 << 20
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -104,10 +113,14 @@ func Open(cfg Config) (*Store, error) {
 		FS:                 cfg.FS,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
-		// Group commit comes from the committer; a larger memtable absorbs
-		// bursts of small effect batches between flushes.
-		MemTableSize: 64 << 20,
-		Logger:       pebbleLogger{cfg.Logger},
+		MemTableSize:       cfg.MemTableBytes,
+		Logger:             pebbleLogger{cfg.Logger},
+	}
+	// Most reads on the request path look for keys that do not exist (a new
+	// wallet's buckets, a new idempotency key): bloom filters answer those
+	// from one block per table instead of a seek.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
