@@ -47,6 +47,8 @@ type System struct {
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
 
+	webhooks webhookLocks
+
 	// settlementCreated is told about each settlement once it is durable.
 	settlementCreated func(id, wallet string)
 
@@ -128,13 +130,18 @@ func (s *System) LiveWallets() int { return s.reg.live() }
 // IPLimiterEntries returns the number of IP buckets held in memory.
 func (s *System) IPLimiterEntries() int { return s.registerIP.Len() }
 
-// Do hands r to its wallet's actor and waits for the answer. On ErrTimeout
+// Do hands r to its wallet's actor and waits for the answer. A webhook event
+// without a wallet is handled here, in the caller's goroutine. On ErrTimeout
 // the answer fields must not be read; Release r as usual.
 func (s *System) Do(r *Request) error {
 	select {
 	case <-s.stop:
 		return ErrShutdown
 	default:
+	}
+	if r.Op == OpWebhook && len(r.Wallet) == 0 {
+		s.webhookUnrouted(r)
+		return nil
 	}
 	s.reg.send(r.Wallet, r)
 	t := timerPool.Get().(*time.Timer)
