@@ -232,6 +232,8 @@ func TestWebhookConfirmedIsProcessedOnce(t *testing.T) {
 // but the dedupe record is global): one effect in total.
 func TestWebhookOneEventTwoWallets(t *testing.T) {
 	e := startWebhooks(t, nil)
+	busy := 0
+	defer func() { t.Logf("%d deliveries told 503 while the event was in flight for the other wallet", busy) }()
 	for round := range 20 {
 		id := uuid()
 		wallets := []string{sgetest.Wallet(), sgetest.Wallet()}
@@ -257,6 +259,7 @@ func TestWebhookOneEventTwoWallets(t *testing.T) {
 				switch s {
 				case 200:
 				case 503:
+					busy++
 					statuses[i] = deliver(t, e, commerceEvent(i, id, "charge:confirmed", `"`+wallets[i%2]+`"`)).Status
 					retry = true
 				default:
