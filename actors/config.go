@@ -19,6 +19,12 @@ const (
 	DefaultSnapshotInterval     = 10 * time.Second
 	DefaultPurgeInterval        = time.Minute
 	DefaultAnswerTimeout        = 30 * time.Second
+	// DefaultWebhookDedupeTTL outlasts Commerce's retry window (three days)
+	// with room for a manual resend from its dashboard.
+	DefaultWebhookDedupeTTL = 7 * 24 * time.Hour
+	// MinWebhookDedupeTTL is Commerce's retry window: a shorter retention
+	// would let a late retry be processed twice.
+	MinWebhookDedupeTTL = 72 * time.Hour
 )
 
 // Config configures the actor system.
@@ -28,6 +34,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// IdempotencyTTL is how long idempotency records are kept. Default 24h.
 	IdempotencyTTL time.Duration
+	// WebhookDedupeTTL is how long a webhook event id is remembered; a
+	// delivery after it is processed again. Default 168h, at least 72h.
+	WebhookDedupeTTL time.Duration
 	// IdempotencyRequired refuses mutating requests without a key. Default false.
 	IdempotencyRequired bool
 	// ClaimTTL is the lifetime of a claim ticket. Default 15m.
@@ -64,6 +73,7 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.IdempotencyTTL, DefaultIdempotencyTTL)
 	setDefault(&c.ClaimTTL, DefaultClaimTTL)
+	setDefault(&c.WebhookDedupeTTL, DefaultWebhookDedupeTTL)
 	setDefault(&c.RegisterPerHourIP, DefaultRegisterPerHourIP)
 	setDefault(&c.RegisterPerDayWallet, DefaultRegisterPerDayWallet)
 	setDefault(&c.ClaimPerHour, DefaultClaimPerHour)
@@ -99,6 +109,10 @@ func (c *Config) Validate() error {
 	positive("ACTOR_IDLE_TIMEOUT", c.IdleTimeout)
 	positive("IDEMPOTENCY_TTL", c.IdempotencyTTL)
 	positive("CLAIM_TTL", c.ClaimTTL)
+	if c.WebhookDedupeTTL < MinWebhookDedupeTTL {
+		errs = append(errs, fmt.Errorf("actors: WEBHOOK_DEDUPE_TTL must be at least %s (Commerce retries for three days), got %s",
+			MinWebhookDedupeTTL, c.WebhookDedupeTTL))
+	}
 	positive("snapshot interval", c.SnapshotInterval)
 	positive("purge interval", c.PurgeInterval)
 	positive("answer timeout", c.AnswerTimeout)

@@ -14,7 +14,7 @@ import (
 )
 
 // maintain runs the periodic jobs: IP bucket snapshots and the purge of
-// expired idempotency records.
+// expired idempotency and webhook dedupe records.
 func (s *System) maintain() {
 	defer s.wg.Done()
 	snap := time.NewTicker(s.cfg.SnapshotInterval)
@@ -32,6 +32,9 @@ func (s *System) maintain() {
 		case <-purge.C:
 			if _, err := s.PurgeExpired(); err != nil {
 				s.log.Error("purge idempotency records", "err", err)
+			}
+			if _, err := s.PurgeExpiredWebhooks(); err != nil {
+				s.log.Error("purge webhook dedupe records", "err", err)
 			}
 		}
 	}

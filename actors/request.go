@@ -16,6 +16,10 @@ const (
 	OpRegister Op = iota + 1
 	OpClaimPrepare
 	OpClaimRecord
+	// OpWebhook is a verified Commerce webhook event; Request.Key is its
+	// event id, so racing deliveries meet in the wallet actor's in-flight
+	// duplicate handling.
+	OpWebhook
 )
 
 // Route returns the route template, used in metrics and idempotency scope.
@@ -27,6 +31,8 @@ func (o Op) Route() string {
 		return "/api/claim/prepare"
 	case OpClaimRecord:
 		return "/api/claim/record"
+	case OpWebhook:
+		return "/api/webhooks/commerce"
 	}
 	return "unknown"
 }
@@ -40,6 +46,8 @@ func (o Op) scope() string {
 		return "claim-prepare"
 	case OpClaimRecord:
 		return "claim-record"
+	case OpWebhook:
+		return "webhook"
 	}
 	return "unknown"
 }
@@ -71,6 +79,8 @@ type Request struct {
 	ClaimID     []byte
 	TxHash      []byte
 	TraceParent []byte
+	// Webhook is the event of an OpWebhook request; nil otherwise.
+	Webhook *WebhookEvent
 
 	// The answer.
 	Status      int
@@ -104,6 +114,7 @@ func NewRequest() *Request {
 	r.ClaimID = r.ClaimID[:0]
 	r.TxHash = r.TxHash[:0]
 	r.TraceParent = r.TraceParent[:0]
+	r.Webhook = nil
 	r.Status = 0
 	r.Body = r.Body[:0]
 	r.Problem = false

@@ -48,6 +48,8 @@ type System struct {
 	policyHeaders  [4]string // RateLimit-Policy by Op
 	pending        pendingKeys
 
+	webhooks webhookLocks
+
 	// settlementCreated is told about each settlement once it is durable.
 	settlementCreated func(id, wallet string)
 
@@ -130,7 +132,8 @@ func (s *System) LiveWallets() int { return s.reg.live() }
 // IPLimiterEntries returns the number of IP buckets held in memory.
 func (s *System) IPLimiterEntries() int { return s.registerIP.Len() }
 
-// Do hands r to its wallet's actor and waits for the answer. On ErrTimeout
+// Do hands r to its wallet's actor and waits for the answer. A webhook event
+// without a wallet is handled here, in the caller's goroutine. On ErrTimeout
 // the answer fields must not be read; Release r as usual.
 func (s *System) Do(r *Request) error {
 	select {
@@ -138,7 +141,13 @@ func (s *System) Do(r *Request) error {
 		return ErrShutdown
 	default:
 	}
-	if len(r.Key) > 0 && s.replay(r) {
+	if r.Op == OpWebhook && len(r.Wallet) == 0 {
+		s.webhookUnrouted(r)
+		return nil
+	}
+	// Webhook deliveries dedupe on a global record inside the actor step,
+	// so only the API's idempotency records are replayed directly.
+	if r.Op != OpWebhook && len(r.Key) > 0 && s.replay(r) {
 		return nil
 	}
 	s.reg.send(r.Wallet, r)

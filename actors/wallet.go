@@ -58,6 +58,10 @@ type commit struct {
 	// prev and spentIP undo the token spending if the commit fails.
 	prev    walletBuckets
 	spentIP bool
+	// webhook is the event id whose reservation this commit holds (OpWebhook
+	// only); released once the commit is decided, whatever became of it.
+	webhook           string
+	webhookSettlement string
 }
 
 // Committed implements persistence.Waiter: it turns the commit result into a
@@ -157,7 +161,9 @@ func (a *walletActor) handle(r *Request) {
 				a.mismatch(r)
 				return
 			}
-			a.sys.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+			if r.Op != OpWebhook {
+				a.sys.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+			}
 			c.dups = append(c.dups, r)
 			return
 		}
@@ -169,6 +175,10 @@ func (a *walletActor) handle(r *Request) {
 
 // process runs one request: replay, limits, domain step, commit.
 func (a *walletActor) process(r *Request) {
+	if r.Op == OpWebhook {
+		a.webhook(r)
+		return
+	}
 	now := a.sys.now()
 	nowNano := now.UnixNano()
 	hasKey := len(r.Key) > 0
@@ -346,6 +356,11 @@ func (a *walletActor) finish(c *commit) {
 	if c.recKey != nil {
 		a.sys.pending.remove(c.recKey) // the commit has returned, either way
 	}
+	if c.webhook != "" {
+		// After the commit, durable or failed, the dedupe record is settled
+		// and another delivery of the event may look at it.
+		a.sys.webhooks.release(c.webhook)
+	}
 	if c != a.inflight {
 		return // abandoned after a panic; see guard
 	}
@@ -358,13 +373,21 @@ func (a *walletActor) finish(c *commit) {
 		}
 		for _, r := range append(c.dups, first) {
 			r.Idempotency = IdemNone
+			if r.Webhook != nil {
+				r.Webhook.Result = ""
+			}
 			a.answerProblem(r, 503, "storage-unavailable", "Service Unavailable",
 				"storage is temporarily unavailable; retry with the same Idempotency-Key")
 		}
 	} else {
+		if c.op == OpWebhook {
+			finishWebhookDups(c)
+		}
 		for _, r := range c.dups {
-			r.Status, r.Problem, r.Idempotency = first.Status, first.Problem, IdemHit
-			r.Body = append(r.Body[:0], first.Body...)
+			if c.op != OpWebhook {
+				r.Status, r.Problem, r.Idempotency = first.Status, first.Problem, IdemHit
+				r.Body = append(r.Body[:0], first.Body...)
+			}
 			a.answer(r)
 		}
 		if f := a.sys.settlementCreated; f != nil {

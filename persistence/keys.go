@@ -13,6 +13,7 @@ import (
 //	meta/claim-signing-key                   generated ed25519 seed (absent when configured)
 //	w/<ss>/<wallet>/b                        the wallet's token buckets
 //	w/<ss>/<wallet>/c/<claimId>              claim ticket (+ recorded txHash)
+//	w/<ss>/<wallet>/e/<eventId>              Commerce webhook event recorded on the wallet
 //	w/<ss>/<wallet>/i/<route>/<key>          idempotency record
 //	w/<ss>/<wallet>/r/<registrationId>       registration
 //	w/<ss>/<wallet>/s/<settlementId>         settlement
@@ -21,7 +22,8 @@ import (
 //	g/dead/<settlementId>                    dead letter
 //	g/expiry/<t8>/<wallet>/<route>/<key>     idempotency record expiring at t
 //	g/ip/<addr>                              IP bucket snapshot
-//	g/webhook/<eventId>                      processed webhook event (dedupe)
+//	g/webhook/<eventId>                      processed webhook event (dedupe), with its expiry
+//	g/webhook-expiry/<t8>/<eventId>          webhook dedupe record expiring at t
 //
 // <wallet> is the lowercase "0x…" address and <ss> its shard: CRC-32 (IEEE)
 // of that string mod 256 as two hex digits. A wallet's whole state is the
@@ -38,12 +40,16 @@ var (
 	PrefixExpiry     = []byte("g/expiry/")
 	PrefixIP         = []byte("g/ip/")
 	PrefixWebhook    = []byte("g/webhook/")
+	// PrefixWebhookExpiry sorts apart from PrefixWebhook ('-' < '/'), so a
+	// scan of either never sees the other.
+	PrefixWebhookExpiry = []byte("g/webhook-expiry/")
 )
 
 // Record kinds inside a wallet range.
 const (
 	TagBuckets      = 'b'
 	TagClaim        = 'c'
+	TagWebhookEvent = 'e'
 	TagIdempotency  = 'i'
 	TagRegistration = 'r'
 	TagSettlement   = 's'
@@ -125,6 +131,14 @@ func AppendIPKey(dst []byte, addr string) []byte { return append(append(dst, Pre
 // AppendWebhookKey appends "g/webhook/<eventId>".
 func AppendWebhookKey(dst []byte, eventID string) []byte {
 	return append(append(dst, PrefixWebhook...), eventID...)
+}
+
+// AppendWebhookExpiryKey appends "g/webhook-expiry/<t8>/<eventId>".
+func AppendWebhookExpiryKey(dst []byte, at int64, eventID string) []byte {
+	dst = append(dst, PrefixWebhookExpiry...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(at))
+	dst = append(dst, '/')
+	return append(dst, eventID...)
 }
 
 // PrefixEnd returns the smallest key greater than every key with prefix p.

@@ -81,6 +81,7 @@ type Settlement struct {
 	Amount         string `json:"amount,omitempty"`
 	TxHash         string `json:"txHash,omitempty"`
 	EventID        string `json:"eventId,omitempty"`
+	Currency       string `json:"currency,omitempty"` // payments: Amount is a decimal price in it
 	// TraceParent links the settlement's spans to the request that created it.
 	TraceParent string `json:"traceParent,omitempty"`
 }

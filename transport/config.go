@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sgeplatform/sge/internal/input"
@@ -47,6 +48,10 @@ type Config struct {
 	// IdempotencyRequired answers 400 to a POST without Idempotency-Key.
 	// Default false.
 	IdempotencyRequired bool
+	// CommerceWebhookSecret is the shared secret of the Coinbase Commerce
+	// webhook subscription; POST /api/webhooks/commerce is served only when
+	// it is set. Default: empty (route off).
+	CommerceWebhookSecret string
 	// ShutdownTimeout bounds the drain on Shutdown. Default 15s.
 	ShutdownTimeout time.Duration
 	// Observer receives one event per request (metrics). Default: none.
@@ -60,11 +65,16 @@ type Config struct {
 // Observer is told about each request once it is answered.
 type Observer interface {
 	ObserveHTTP(method, route string, status int, d time.Duration)
+	// Webhook counts a webhook delivery: eventType is a bounded label (a
+	// known charge type, "other" or "unverified"), result one of processed,
+	// duplicate, bad_signature or ignored.
+	Webhook(eventType, result string)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) ObserveHTTP(string, string, int, time.Duration) {}
+func (nopObserver) Webhook(string, string)                         {}
 
 // EnsureDefaults fills in zero fields.
 func (c *Config) EnsureDefaults() {
@@ -113,6 +123,9 @@ func (c *Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("transport: %s must be positive, got %s", name, d))
 		}
+	}
+	if c.CommerceWebhookSecret != strings.TrimSpace(c.CommerceWebhookSecret) {
+		errs = append(errs, errors.New("transport: COMMERCE_WEBHOOK_SECRET has leading or trailing white space (a copy-paste slip?)"))
 	}
 	if c.MaxHeaderBytes < 0 || c.Concurrency < 0 {
 		errs = append(errs, errors.New("transport: header size and concurrency must be positive"))

@@ -41,6 +41,9 @@ func (s *Server) routes() *router.Router {
 	r.POST(routeRegister, s.observe(fasthttp.MethodPost, routeRegister, s.mutate(actors.OpRegister)))
 	r.POST(routePrepare, s.observe(fasthttp.MethodPost, routePrepare, s.mutate(actors.OpClaimPrepare)))
 	r.POST(routeRecord, s.observe(fasthttp.MethodPost, routeRecord, s.mutate(actors.OpClaimRecord)))
+	if s.cfg.CommerceWebhookSecret != "" {
+		r.POST(routeWebhook, s.observe(fasthttp.MethodPost, routeWebhook, s.commerceWebhook))
+	}
 	r.GET(routeSettlement, s.observe(fasthttp.MethodGet, routeSettlement, s.settlement))
 	r.GET(routePublicKey, s.observe(fasthttp.MethodGet, routePublicKey, s.publicKey))
 	r.GET(routeHealthz, s.observe(fasthttp.MethodGet, routeHealthz, s.healthz))

@@ -26,6 +26,8 @@ type Server struct {
 	// healthy reports whether storage can take writes; readiness needs it.
 	healthy      func() bool
 	trustProxies bool
+	// webhookSecret keys the Commerce webhook HMAC; nil when the route is off.
+	webhookSecret []byte
 
 	shutOnce sync.Once
 	shutErr  error
@@ -41,6 +43,9 @@ func New(cfg Config, sys *actors.System, healthy func() bool) (*Server, error) {
 		healthy = func() bool { return true }
 	}
 	s := &Server{cfg: cfg, sys: sys, healthy: healthy, trustProxies: cfg.TrustedProxies.String() != ""}
+	if cfg.CommerceWebhookSecret != "" {
+		s.webhookSecret = []byte(cfg.CommerceWebhookSecret)
+	}
 	s.router = s.routes()
 	s.srv = &fasthttp.Server{
 		Handler:               s.router.Handler,

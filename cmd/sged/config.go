@@ -70,6 +70,8 @@ func settings(c *config) []setting {
 			c.Actors.SigningKey = ed25519.NewKeyFromSeed(seed)
 			return nil
 		}},
+		{env: "COMMERCE_WEBHOOK_SECRET", secret: true, usage: "Coinbase Commerce webhook shared secret; POST /api/webhooks/commerce is off when empty", set: str(&c.Transport.CommerceWebhookSecret)},
+		{env: "WEBHOOK_DEDUPE_TTL", def: actors.DefaultWebhookDedupeTTL.String(), usage: "how long a webhook event id is remembered (at least 72h)", set: duration(&c.Actors.WebhookDedupeTTL)},
 		{env: "ACTOR_IDLE_TIMEOUT", def: actors.DefaultIdleTimeout.String(), usage: "passivate idle wallet actors after", set: duration(&c.Actors.IdleTimeout)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
