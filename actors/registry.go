@@ -48,6 +48,9 @@ func (r *registry) send(wallet []byte, msg any) {
 		w := string(wallet)
 		e = &walletEntry{pid: r.sys.spawnWallet(w)}
 		sh.wallets[w] = e
+		if req, ok := msg.(*Request); ok {
+			req.freshActor, req.spawnEpoch = true, r.sys.passivations.Load()
+		}
 	}
 	e.sent++
 	r.sys.cfg.Observer.MailboxEnqueued(kindWallet)
@@ -81,6 +84,7 @@ func (r *registry) tryPassivate(wallet string, pid *actor.PID, received uint64) 
 	if e == nil || e.pid != pid || e.sent != received {
 		return false
 	}
+	r.sys.passivations.Add(1)
 	delete(sh.wallets, wallet)
 	return true
 }
@@ -104,6 +108,7 @@ func (r *registry) drain() []*actor.PID {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		for w, e := range sh.wallets {
+			r.sys.passivations.Add(1)
 			pids = append(pids, e.pid)
 			delete(sh.wallets, w)
 		}

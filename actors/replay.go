@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"hash/maphash"
 	"sync"
 
@@ -19,6 +20,12 @@ import (
 // and then does not find the key in pendingKeys knows the commit finished.
 // Anything else (not found, in flight, expired, another fingerprint) goes to
 // the actor, which decides as before.
+//
+// A miss is not wasted either: when the request then spawns its wallet's
+// actor and no actor anywhere passivated between the read and the spawn,
+// no actor of that wallet existed in between, so nothing can have written
+// the record since, and the new actor skips its own lookup (see
+// walletActor.process). That is the common case of a burst of new wallets.
 type pendingKeys struct {
 	seed   maphash.Seed
 	shards [64]struct {
@@ -72,9 +79,11 @@ func (s *System) replay(r *Request) bool {
 	buf := replayPool.Get().(*replayBuf)
 	defer replayPool.Put(buf)
 	buf.key = persistence.AppendIdempotencyKey(buf.key[:0], r.Wallet, r.Op.scope(), r.Key)
+	r.readEpoch = s.passivations.Load()
 	v, err := s.store.Get(buf.val[:0], buf.key)
 	buf.val = v[:0]
 	if err != nil {
+		r.absent = errors.Is(err, persistence.ErrNotFound)
 		return false
 	}
 	var rec persistence.Idempotency

@@ -92,6 +92,13 @@ type Request struct {
 	// Limited is the index in Limits of the policy that refused, or -1.
 	Limited int
 
+	// absent, readEpoch and spawnEpoch let a fresh actor trust the direct
+	// replay's miss; see replay.go.
+	absent     bool
+	freshActor bool
+	readEpoch  uint64
+	spawnEpoch uint64
+
 	done chan struct{}
 	// abandoned is set when Do gave up waiting: the actor may still write
 	// its late answer, so the request must never go back to the pool.
@@ -121,6 +128,7 @@ func NewRequest() *Request {
 	r.Idempotency = IdemNone
 	r.NLimits = 0
 	r.Limited = -1
+	r.absent, r.freshActor = false, false
 	return r
 }
 

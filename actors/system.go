@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -47,6 +48,8 @@ type System struct {
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
 	pending        pendingKeys
+	// passivations counts wallet actors removed from the registry.
+	passivations atomic.Uint64
 
 	webhooks webhookLocks
 

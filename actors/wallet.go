@@ -183,7 +183,14 @@ func (a *walletActor) process(r *Request) {
 	nowNano := now.UnixNano()
 	hasKey := len(r.Key) > 0
 	var idemKey []byte
-	if hasKey {
+	// The direct replay found no record, this request spawned the actor and
+	// no actor passivated in between: no actor of this wallet existed since
+	// that read, so the record is still absent.
+	trustMiss := r.absent && r.freshActor && r.readEpoch == r.spawnEpoch && a.received == 1
+	if hasKey && trustMiss {
+		r.Idempotency = IdemMiss
+		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
+	} else if hasKey {
 		idemKey = persistence.AppendIdempotencyKey(a.keyBuf[:0], a.walletB, r.Op.scope(), r.Key)
 		v, err := a.sys.store.Get(a.valBuf[:0], idemKey)
 		a.valBuf = v[:0]
