@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sgeplatform/sge/internal/ratelimit"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Op is a mutating operation on a wallet.
@@ -70,7 +71,12 @@ type Request struct {
 	Amount      []byte
 	ClaimID     []byte
 	TxHash      []byte
+	// TraceParent is the W3C traceparent stored on the settlements this
+	// request creates: the request span's when tracing is on.
 	TraceParent []byte
+	// SpanContext is the request span, parent of the wallet step's span.
+	// Zero when tracing is off.
+	SpanContext trace.SpanContext
 
 	// The answer.
 	Status      int
@@ -81,6 +87,10 @@ type Request struct {
 	NLimits     int
 	// Limited is the index in Limits of the policy that refused, or -1.
 	Limited int
+
+	// span is the wallet step's span, ended when the request is answered;
+	// nil when tracing is off.
+	span trace.Span
 
 	done chan struct{}
 	// abandoned is set when Do gave up waiting: the actor may still write
@@ -104,6 +114,8 @@ func NewRequest() *Request {
 	r.ClaimID = r.ClaimID[:0]
 	r.TxHash = r.TxHash[:0]
 	r.TraceParent = r.TraceParent[:0]
+	r.SpanContext = trace.SpanContext{}
+	r.span = nil
 	r.Status = 0
 	r.Body = r.Body[:0]
 	r.Problem = false

@@ -14,6 +14,7 @@ import (
 	"github.com/sgeplatform/sge/actors"
 	"github.com/sgeplatform/sge/internal/problem"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server serves the v1 API.
@@ -26,6 +27,8 @@ type Server struct {
 	// healthy reports whether storage can take writes; readiness needs it.
 	healthy      func() bool
 	trustProxies bool
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	shutOnce sync.Once
 	shutErr  error
@@ -41,6 +44,9 @@ func New(cfg Config, sys *actors.System, healthy func() bool) (*Server, error) {
 		healthy = func() bool { return true }
 	}
 	s := &Server{cfg: cfg, sys: sys, healthy: healthy, trustProxies: cfg.TrustedProxies.String() != ""}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
+	}
 	s.router = s.routes()
 	s.srv = &fasthttp.Server{
 		Handler:               s.router.Handler,
