@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults, stated once; cmd/sged shows them as flag defaults.
@@ -62,6 +64,10 @@ type Config struct {
 	AnswerTimeout time.Duration
 	// Observer receives actor and domain events (metrics). Default: none.
 	Observer Observer
+	// TracerProvider, when set, traces each wallet step (child of the
+	// request's span) and its Pebble commit (child of the step). Default
+	// nil: tracing off, no OTel calls.
+	TracerProvider trace.TracerProvider
 	// Logger receives notable events. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now; tests move time forward with it.

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sgeplatform/sge/internal/ratelimit"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Op is a mutating operation on a wallet.
@@ -78,9 +79,14 @@ type Request struct {
 	Amount      []byte
 	ClaimID     []byte
 	TxHash      []byte
+	// TraceParent is the W3C traceparent stored on the settlements this
+	// request creates: the request span's when tracing is on.
 	TraceParent []byte
 	// Webhook is the event of an OpWebhook request; nil otherwise.
 	Webhook *WebhookEvent
+	// SpanContext is the request span, parent of the wallet step's span.
+	// Zero when tracing is off.
+	SpanContext trace.SpanContext
 
 	// The answer.
 	Status      int
@@ -98,6 +104,9 @@ type Request struct {
 	freshActor bool
 	readEpoch  uint64
 	spawnEpoch uint64
+	// span is the wallet step's span, ended when the request is answered;
+	// nil when tracing is off.
+	span trace.Span
 
 	done chan struct{}
 	// abandoned is set when Do gave up waiting: the actor may still write
@@ -122,6 +131,8 @@ func NewRequest() *Request {
 	r.TxHash = r.TxHash[:0]
 	r.TraceParent = r.TraceParent[:0]
 	r.Webhook = nil
+	r.SpanContext = trace.SpanContext{}
+	r.span = nil
 	r.Status = 0
 	r.Body = r.Body[:0]
 	r.Problem = false

@@ -17,6 +17,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/internal/ratelimit"
 	"github.com/sgeplatform/sge/persistence"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const kindWallet = "wallet"
@@ -41,6 +42,8 @@ type System struct {
 	as    *actor.ActorSystem
 	reg   registry
 	log   *slog.Logger
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	registerIP     *ratelimit.Limiter
 	registerWallet ratelimit.Policy
@@ -78,6 +81,9 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 		registerWallet: ratelimit.Policy{Name: PolicyRegisterWallet, Quota: cfg.RegisterPerDayWallet, Window: 24 * time.Hour},
 		claimWallet:    ratelimit.Policy{Name: PolicyClaimWallet, Quota: cfg.ClaimPerHour, Window: time.Hour},
 		stop:           make(chan struct{}),
+	}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	s.reg.init(s)
 	s.pending.init()

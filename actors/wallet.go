@@ -9,6 +9,7 @@ import (
 	"github.com/sgeplatform/sge/internal/problem"
 	"github.com/sgeplatform/sge/internal/ratelimit"
 	"github.com/sgeplatform/sge/persistence"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // walletActor owns one wallet: its token buckets, its one commit in flight
@@ -62,12 +63,17 @@ type commit struct {
 	// only); released once the commit is decided, whatever became of it.
 	webhook           string
 	webhookSettlement string
+	// span covers this batch from submit to durable; nil when tracing is off.
+	span trace.Span
 }
 
 // Committed implements persistence.Waiter: it turns the commit result into a
 // message so the actor handles it in turn, without blocking anyone.
 func (c *commit) Committed(err error) {
 	c.err = err
+	if c.span != nil {
+		endSpan(c.span, err)
+	}
 	c.sys.as.Root.Send(c.pid, c)
 }
 
@@ -155,6 +161,9 @@ func (a *walletActor) maybePassivate(ctx actor.Context) {
 }
 
 func (a *walletActor) handle(r *Request) {
+	if a.sys.tracer != nil {
+		a.startStep(r)
+	}
 	if c := a.inflight; c != nil {
 		if r.Op == c.op && len(r.Key) > 0 && bytes.Equal(r.Key, c.key) {
 			if r.Fingerprint != c.fp {
@@ -257,6 +266,9 @@ func (a *walletActor) process(r *Request) {
 		a.sys.pending.add(c.recKey)
 	}
 	a.inflight = c
+	if r.span != nil {
+		c.span = a.startCommit(r)
+	}
 	a.sys.store.Submit(b, c)
 }
 
@@ -355,7 +367,12 @@ func (a *walletActor) answerProblem(r *Request, status int, slug, title, detail 
 
 // answer hands r back to the goroutine waiting in Do. r must not be touched
 // afterwards.
-func (a *walletActor) answer(r *Request) { r.done <- struct{}{} }
+func (a *walletActor) answer(r *Request) {
+	if r.span != nil {
+		a.endStep(r)
+	}
+	r.done <- struct{}{}
+}
 
 // finish completes the commit in flight: answer its requests, then run what
 // was stashed behind it.

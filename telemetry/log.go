@@ -27,8 +27,12 @@ func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
 const redacted = "***"
 
 // Redact returns value, or "***" when name looks like a secret: it contains
-// TOKEN, SECRET, KEY or PASSWORD in any case. An empty value stays empty, so
-// the log still shows that a secret is unset (and the feature behind it off).
+// TOKEN, SECRET, KEY or PASSWORD in any case. A KEY whose name says PUBLIC
+// (publicKey, claimPublicKey) is exempt: a public key is meant to be
+// published, and operators need it in the logs to verify claim tickets.
+// PRIVATE or SIGNING next to it, or TOKEN, SECRET or PASSWORD anywhere in
+// the name, still redact. An empty value stays empty, so the log still
+// shows that a secret is unset (and the feature behind it off).
 func Redact(name, value string) string {
 	if value != "" && isSecret(name) {
 		return redacted
@@ -38,12 +42,16 @@ func Redact(name, value string) string {
 
 func isSecret(name string) bool {
 	n := strings.ToUpper(name)
-	for _, s := range [...]string{"TOKEN", "SECRET", "KEY", "PASSWORD"} {
+	for _, s := range [...]string{"TOKEN", "SECRET", "PASSWORD"} {
 		if strings.Contains(n, s) {
 			return true
 		}
 	}
-	return false
+	if !strings.Contains(n, "KEY") {
+		return false
+	}
+	public := strings.Contains(n, "PUBLIC") && !strings.Contains(n, "PRIVATE") && !strings.Contains(n, "SIGNING")
+	return !public
 }
 
 // ActorLoggerFactory routes protoactor-go's logging into l, for

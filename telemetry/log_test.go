@@ -18,6 +18,15 @@ func TestRedact(t *testing.T) {
 		{"DbPassword", "s3cr3t", "***"},
 		{"ADMIN_TOKEN", "", ""},
 		{"DATA_DIR", "./data", "./data"},
+		{"publicKey", "pk", "pk"},
+		{"claimPublicKey", "pk", "pk"},
+		{"CLAIM_PUBLIC_KEY", "pk", "pk"},
+		{"privateKey", "s3cr3t", "***"},
+		{"signingKey", "s3cr3t", "***"},
+		{"publicSigningKey", "s3cr3t", "***"},
+		{"public_private_key", "s3cr3t", "***"},
+		{"publicToken", "s3cr3t", "***"},
+		{"PUBLIC_KEY_SECRET", "s3cr3t", "***"},
 		{"ADDR", ":3000", ":3000"},
 	} {
 		if got := Redact(tt.name, tt.value); got != tt.want {
@@ -30,7 +39,8 @@ func TestLoggerJSONAndRedaction(t *testing.T) {
 	var buf bytes.Buffer
 	l := NewLogger(&buf, slog.LevelInfo)
 	l.Debug("hidden")
-	l.Info("config", "ADMIN_TOKEN", "s3cr3t", slog.Group("otel", "api_key", "k"), "addr", ":3000", "COMMERCE_WEBHOOK_SECRET", "")
+	l.Info("config", "ADMIN_TOKEN", "s3cr3t", slog.Group("otel", "api_key", "k"), "addr", ":3000", "COMMERCE_WEBHOOK_SECRET", "",
+		"claimPublicKey", "pub", "CLAIM_SIGNING_KEY", "s3cr3t")
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 {
@@ -43,6 +53,8 @@ func TestLoggerJSONAndRedaction(t *testing.T) {
 		Msg   string `json:"msg"`
 		Token string `json:"ADMIN_TOKEN"`
 		Addr  string `json:"addr"`
+		Pub   string `json:"claimPublicKey"`
+		Sign  string `json:"CLAIM_SIGNING_KEY"`
 		OTel  struct {
 			Key string `json:"api_key"`
 		} `json:"otel"`
@@ -50,7 +62,7 @@ func TestLoggerJSONAndRedaction(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Msg != "config" || rec.Token != "***" || rec.OTel.Key != "***" || rec.Addr != ":3000" {
+	if rec.Msg != "config" || rec.Token != "***" || rec.OTel.Key != "***" || rec.Addr != ":3000" || rec.Pub != "pub" || rec.Sign != "***" {
 		t.Fatalf("record %+v", rec)
 	}
 }

@@ -113,9 +113,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ready:         f.gauge("sge_ready", "1 when the gateway accepts traffic, 0 while starting or draining."),
 		pulled:        &pulledCollector{},
 	}
-	// The known kinds exist from the start, so dashboards show 0, not "no data".
+	// The known kinds and storage operations exist from the start, so dashboards show 0, not "no data".
 	for _, kind := range []string{"wallet", "settlement"} {
 		m.actors.get(kind)
+	}
+	for _, op := range []string{"commit", "read"} {
+		m.storageErrs.get(op)
 	}
 	reg.MustRegister(m.pulled, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sgeplatform/sge/internal/input"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults, stated once; cmd/sged shows them as flag defaults.
@@ -56,6 +57,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Observer receives one event per request (metrics). Default: none.
 	Observer Observer
+	// TracerProvider, when set, traces each routed request as a server span
+	// whose parent is the request's W3C traceparent. Default nil: tracing
+	// off, and the request path makes no OTel calls at all.
+	TracerProvider trace.TracerProvider
 	// Metrics, when set, is served at GET /metrics.
 	Metrics fasthttp.RequestHandler
 	// Logger receives notable events. Default slog.Default().

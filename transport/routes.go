@@ -65,9 +65,14 @@ func (s *Server) routes() *router.Router {
 }
 
 func (s *Server) observe(method, route string, h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	name := method + " " + route
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		h(ctx)
+		if s.tracer != nil {
+			s.traced(ctx, name, method, route, h)
+		} else {
+			h(ctx)
+		}
 		s.cfg.Observer.ObserveHTTP(method, route, ctx.Response.StatusCode(), time.Since(start))
 	}
 }
@@ -173,7 +178,13 @@ func (s *Server) mutate(op actors.Op) fasthttp.RequestHandler {
 		pb.h.Write(body)
 		pb.h.Sum(r.Fingerprint[:0])
 		r.IP = s.clientIP(ctx)
-		if tp := ctx.Request.Header.Peek("traceparent"); len(tp) > 0 && len(tp) <= 128 {
+		// The settlements this request creates keep its trace context, so
+		// their attempt spans can link to it: the request span's when
+		// tracing is on, otherwise the client's traceparent as sent.
+		if span := s.requestSpan(ctx); span != nil {
+			r.SpanContext = span.SpanContext()
+			r.TraceParent = AppendTraceParent(r.TraceParent[:0], r.SpanContext)
+		} else if tp := ctx.Request.Header.Peek("traceparent"); len(tp) > 0 && len(tp) <= 128 {
 			r.TraceParent = append(r.TraceParent[:0], tp...)
 		}
 

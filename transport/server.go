@@ -14,6 +14,7 @@ import (
 	"github.com/sgeplatform/sge/actors"
 	"github.com/sgeplatform/sge/internal/problem"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server serves the v1 API.
@@ -28,6 +29,8 @@ type Server struct {
 	trustProxies bool
 	// webhookSecret keys the Commerce webhook HMAC; nil when the route is off.
 	webhookSecret []byte
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 
 	shutOnce sync.Once
 	shutErr  error
@@ -45,6 +48,9 @@ func New(cfg Config, sys *actors.System, healthy func() bool) (*Server, error) {
 	s := &Server{cfg: cfg, sys: sys, healthy: healthy, trustProxies: cfg.TrustedProxies.String() != ""}
 	if cfg.CommerceWebhookSecret != "" {
 		s.webhookSecret = []byte(cfg.CommerceWebhookSecret)
+	}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	s.router = s.routes()
 	s.srv = &fasthttp.Server{

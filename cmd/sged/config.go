@@ -16,6 +16,7 @@ import (
 	"github.com/sgeplatform/sge/internal/gateway"
 	"github.com/sgeplatform/sge/internal/input"
 	"github.com/sgeplatform/sge/persistence"
+	"github.com/sgeplatform/sge/telemetry"
 	"github.com/sgeplatform/sge/transport"
 )
 
@@ -23,9 +24,8 @@ import (
 // subsystem's part is that subsystem's own Config; defaults live there.
 type config struct {
 	gateway.Config
-	otelEnabled  bool
-	otelEndpoint string
-	logLevel     string
+	tracing  telemetry.TracingConfig
+	logLevel string
 	// effective is every setting's value as "ENV", value pairs for the
 	// start-up log, secrets masked.
 	effective []any
@@ -76,8 +76,8 @@ func settings(c *config) []setting {
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
 		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
-		{env: "OTEL_ENABLED", def: "false", usage: "export traces over OTLP/HTTP", set: boolean(&c.otelEnabled)},
-		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", usage: "OTLP/HTTP endpoint (a URL ending in /v1/traces is used as is)", set: str(&c.otelEndpoint)},
+		{env: "OTEL_ENABLED", def: "false", usage: "export traces over OTLP/HTTP", set: boolean(&c.tracing.Enabled)},
+		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", usage: "OTLP/HTTP endpoint (a URL ending in /v1/traces is used as is; other OTEL_* variables are honoured)", set: str(&c.tracing.Endpoint)},
 		{env: "LOG_LEVEL", def: "info", usage: "debug, info, warn or error", set: str(&c.logLevel)},
 	}
 }
@@ -124,10 +124,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 		c.effective = append(c.effective, s.env, v)
 	}
+	// The signal-specific variable wins over the generic one (OTel spec):
+	// leave the endpoint to the exporter, which reads both, unless the
+	// flag named one.
+	if _, flagged := given["OTEL_EXPORTER_OTLP_ENDPOINT"]; !flagged && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		c.tracing.Endpoint = ""
+	}
 	c.Store.EnsureDefaults()
 	c.Actors.EnsureDefaults()
 	c.Transport.EnsureDefaults()
-	errs = append(errs, c.Store.Validate(), c.Actors.Validate(), c.Transport.Validate())
+	c.tracing.EnsureDefaults()
+	errs = append(errs, c.Store.Validate(), c.Actors.Validate(), c.Transport.Validate(), c.tracing.Validate())
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}

@@ -49,6 +49,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("starting", cfg.effective...)
 	cfg.Logger = log
 
+	tp, stopTracing, err := telemetry.StartTracing(ctx, cfg.tracing)
+	if err != nil {
+		log.Error("cannot start tracing", "err", err)
+		fmt.Fprintln(stderr, "sged: cannot start tracing:", err)
+		return exitFailed
+	}
+	// After the gateway has stopped, so the spans of the last requests are
+	// flushed too; bounded like the drain. Safe to call twice.
+	flushTracing := func() {
+		fctx, cancel := context.WithTimeout(context.Background(), cfg.Transport.ShutdownTimeout)
+		defer cancel()
+		if err := stopTracing(fctx); err != nil {
+			log.Warn("tracing flush", "err", err)
+		}
+	}
+	defer flushTracing()
+	cfg.TracerProvider = tp
+
 	g, err := gateway.New(cfg.Config)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -83,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("shutdown", "err", err)
 		code = exitFailed
 	}
+	flushTracing()
 	log.Info("stopped", "code", code)
 	return code
 }

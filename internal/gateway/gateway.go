@@ -18,6 +18,8 @@ import (
 	"github.com/sgeplatform/sge/telemetry"
 	"github.com/sgeplatform/sge/transport"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Config is the whole service's configuration: each subsystem's own Config.
@@ -32,6 +34,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives every metric. Default: a new registry.
 	Registry *prometheus.Registry
+	// DisableMetrics turns metrics off: no registry, no /metrics route, and
+	// no observer calls on the request path. For benchmarks. Default false.
+	DisableMetrics bool
+	// TracerProvider traces requests, wallet steps and Pebble commits.
+	// Default nil, or a no-op provider: tracing off, the hot path makes no
+	// OTel calls. cmd/sged builds it with telemetry.StartTracing and shuts
+	// it down (flushing spans) after Shutdown.
+	TracerProvider trace.TracerProvider
 }
 
 // Gateway is one running service.
@@ -58,14 +68,24 @@ func New(cfg Config) (g *Gateway, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Registry == nil {
+	if cfg.DisableMetrics {
+		cfg.Registry, cfg.MetricsAddr = nil, ""
+	} else if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	tp := cfg.TracerProvider
+	if _, noop := tp.(tracenoop.TracerProvider); noop {
+		tp = nil // skip the no-op calls altogether
+	}
 	g = &Gateway{cfg: cfg, log: cfg.Logger, Registry: cfg.Registry}
-	g.Metrics = telemetry.NewMetrics(cfg.Registry)
+	if cfg.Registry != nil {
+		g.Metrics = telemetry.NewMetrics(cfg.Registry)
+	}
 
 	cfg.Store.Logger = g.log
-	cfg.Store.OnCommit = g.Metrics.Commit
+	if g.Metrics != nil {
+		cfg.Store.OnCommit = g.Metrics.Commit
+	}
 	if g.Store, err = persistence.Open(cfg.Store); err != nil {
 		return nil, err
 	}
@@ -78,16 +98,20 @@ func New(cfg Config) (g *Gateway, err error) {
 
 	g.as = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(telemetry.ActorLoggerFactory(g.log))))
-	cfg.Actors.Observer = g.Metrics
+	if g.Metrics != nil {
+		cfg.Actors.Observer = g.Metrics
+		cfg.Transport.Observer = g.Metrics
+	}
+	cfg.Actors.TracerProvider = tp
+	cfg.Transport.TracerProvider = tp
 	cfg.Actors.Logger = g.log
 	if g.System, err = actors.New(cfg.Actors, g.Store, g.as); err != nil {
 		g.as.Shutdown()
 		return nil, err
 	}
 
-	cfg.Transport.Observer = g.Metrics
 	cfg.Transport.Logger = g.log
-	if cfg.MetricsAddr == "" {
+	if cfg.MetricsAddr == "" && cfg.Registry != nil {
 		cfg.Transport.Metrics = telemetry.Handler(cfg.Registry)
 	}
 	if g.Server, err = transport.New(cfg.Transport, g.System, g.Store.Healthy); err != nil {
