@@ -51,6 +51,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Observer receives one event per request (metrics). Default: none.
 	Observer Observer
+	// AdminToken enables the /admin routes for "Authorization: Bearer
+	// <AdminToken>". Default empty: every /admin route is 404.
+	AdminToken string
+	// Admin serves the dead-letter routes (the gateway wires the settlement
+	// supervisor); without it there are no /admin routes either.
+	Admin Admin
 	// Metrics, when set, is served at GET /metrics.
 	Metrics fasthttp.RequestHandler
 	// Logger receives notable events. Default slog.Default().
