@@ -1,11 +1,13 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,5 +414,41 @@ func TestAdminAuth(t *testing.T) {
 		if r := off.Do(t, http.MethodGet, path, "", "Authorization", "Bearer s3cret"); r.Status != 404 {
 			t.Errorf("%s without ADMIN_TOKEN: %d", path, r.Status)
 		}
+	}
+}
+
+// Shutdown with a call stuck in the backend: bounded by the shutdown
+// context, the call is cancelled, and no attempt goroutine is left.
+func TestSettlementShutdownCancelsCalls(t *testing.T) {
+	release := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer stuck.Close()
+	defer close(release)
+	e := sgetest.Start(t, func(c *gateway.Config) {
+		c.Settlements.Mode = actors.ModeReal
+		c.Settlements.URL = stuck.URL
+	})
+	id := registerOne(t, e)
+	waitStatus(t, e, id, "running")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %s", d)
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "runAttempt") {
+		t.Fatalf("attempt goroutine left:\n%s", stacks)
+	}
+	if n := e.Gateway.Settlements.Live(); n != 0 {
+		t.Fatalf("%d settlement actors live after shutdown", n)
 	}
 }
