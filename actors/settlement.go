@@ -60,9 +60,19 @@ type (
 	}
 )
 
-// Committed implements persistence.Waiter.
+// Committed implements persistence.Waiter. The gauges move here, when the
+// outcome is durable, not when the actor gets to the message.
 func (c *outcomeCommitted) Committed(err error) {
 	c.err = err
+	if err == nil {
+		switch c.final {
+		case persistence.StatusSucceeded:
+			c.sup.unfinished.Add(-1)
+		case persistence.StatusDead:
+			c.sup.unfinished.Add(-1)
+			c.sup.dead.Add(1)
+		}
+	}
 	c.sup.send(c.e, c.pid, c)
 }
 
@@ -254,12 +264,7 @@ func (a *settlementActor) committed(m *outcomeCommitted) {
 		return
 	}
 	switch m.final {
-	case persistence.StatusSucceeded:
-		a.sup.unfinished.Add(-1)
-		a.finish()
-	case persistence.StatusDead:
-		a.sup.unfinished.Add(-1)
-		a.sup.dead.Add(1)
+	case persistence.StatusSucceeded, persistence.StatusDead:
 		a.finish()
 	default:
 		if m.panicked != nil {
