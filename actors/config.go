@@ -148,6 +148,9 @@ type Observer interface {
 	Idempotency(route, result string)
 	RateLimit(policy string, allowed bool)
 	StorageError(op string)
+	// SettlementAttempt counts one settlement attempt of kind; outcome is
+	// succeeded, failed, panicked or permanent.
+	SettlementAttempt(kind, outcome string)
 }
 
 // NopObserver ignores every event.
@@ -161,3 +164,4 @@ func (NopObserver) MessageHandled(string, time.Duration) {}
 func (NopObserver) Idempotency(string, string)           {}
 func (NopObserver) RateLimit(string, bool)               {}
 func (NopObserver) StorageError(string)                  {}
+func (NopObserver) SettlementAttempt(string, string)     {}

@@ -190,6 +190,8 @@ func (a *walletActor) putSettlement(b *pebble.Batch, st *persistence.Settlement,
 }
 
 // PutSettlement writes st (record and locator) and a due entry for at into b.
+// at must be st.CreatedAt, or st.NextAttemptAt must point at it: the
+// settlement actor finds its due entry from the record (see Supervisor).
 func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) error {
 	v, err := json.Marshal(st)
 	if err != nil {
@@ -211,17 +213,5 @@ func (a *walletActor) putJSON(b *pebble.Batch, tag byte, id string, v any) error
 
 // Settlement reads a settlement by id; persistence.ErrNotFound when unknown.
 func (s *System) Settlement(id string) (*persistence.Settlement, error) {
-	w, err := s.store.Get(nil, persistence.AppendSettlementLocator(nil, []byte(id)))
-	if err != nil {
-		return nil, err
-	}
-	v, err := s.store.Get(nil, persistence.AppendWalletKey(nil, w, persistence.TagSettlement, []byte(id)))
-	if err != nil {
-		return nil, err
-	}
-	st := new(persistence.Settlement)
-	if err := json.Unmarshal(v, st); err != nil {
-		return nil, errors.Join(persistence.ErrCorrupt, err)
-	}
-	return st, nil
+	return readSettlement(s.store, id)
 }

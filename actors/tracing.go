@@ -2,6 +2,10 @@ package actors
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/sgeplatform/sge/persistence"
+	"go.opentelemetry.io/otel/propagation"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -13,8 +17,9 @@ const tracerName = "github.com/sgeplatform/sge/actors"
 
 // Span names.
 const (
-	spanStep   = "wallet.step"
-	spanCommit = "pebble.commit"
+	spanStep    = "wallet.step"
+	spanCommit  = "pebble.commit"
+	spanAttempt = "settlement.attempt"
 )
 
 // startStep opens r's wallet step span, a child of the request span. It runs
@@ -68,4 +73,39 @@ func idemName(i int) string {
 		return "hit"
 	}
 	return "none"
+}
+
+// startAttempt opens the span of one settlement attempt. Its parent is the
+// request span that created the settlement (its W3C traceparent is stored
+// with the settlement), and it links to it too, so the attempt shows up in
+// that request's trace even when it runs days later or after a restart.
+// The backend receives this span's traceparent. Without a tracer, or a
+// stored traceparent, ctx comes back unchanged.
+func (s *Supervisor) startAttempt(ctx context.Context, st *persistence.Settlement) (context.Context, trace.Span) {
+	if s.tracer == nil {
+		return ctx, nil
+	}
+	parent := propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": st.TraceParent})
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("sge.settlement.id", st.ID),
+			attribute.String("sge.settlement.kind", st.Kind),
+			attribute.Int("sge.settlement.attempt", st.Attempts),
+		),
+	}
+	if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	return s.tracer.Start(parent, spanAttempt, opts...)
+}
+
+func endAttempt(span trace.Span, err error, panicked any) {
+	if span == nil {
+		return
+	}
+	if panicked != nil {
+		err = fmt.Errorf("panic: %v", panicked)
+	}
+	endSpan(span, err)
 }

