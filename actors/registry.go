@@ -89,6 +89,18 @@ func (r *registry) tryPassivate(wallet string, pid *actor.PID, received uint64) 
 	return true
 }
 
+// forget removes the wallet's entry if it still points at pid, a stopped
+// actor.
+func (r *registry) forget(wallet string, pid *actor.PID) {
+	sh := r.shard([]byte(wallet))
+	sh.mu.Lock()
+	if e := sh.wallets[wallet]; e != nil && e.pid == pid {
+		r.sys.passivations.Add(1)
+		delete(sh.wallets, wallet)
+	}
+	sh.mu.Unlock()
+}
+
 // live returns the number of live wallet actors.
 func (r *registry) live() int {
 	n := 0

@@ -181,14 +181,14 @@ var timerPool = sync.Pool{New: func() any {
 func (s *System) now() time.Time { return s.cfg.Now() }
 
 func (s *System) spawnWallet(wallet string) *actor.PID {
-	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet) },
-		actor.WithSupervisor(walletSupervisor))
+	// Wallet actors recover panics in their steps themselves (guard); one
+	// that escapes (in Started) is handled by protoactor-go's default
+	// guardian, which restarts the actor, reloading it from Pebble, and
+	// stops it after ten restarts in ten seconds, when it leaves the
+	// registry (walletActor.Receive, *actor.Stopped).
+	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet) })
 	return s.as.Root.Spawn(props)
 }
-
-// walletSupervisor restarts a wallet actor after a panic the actor did not
-// recover itself; its state is reloaded from Pebble on restart.
-var walletSupervisor = actor.NewOneForOneStrategy(10, time.Second, actor.DefaultDecider)
 
 func (s *System) loadSigningKey() (ed25519.PrivateKey, error) {
 	if s.cfg.SigningKey != nil {

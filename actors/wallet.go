@@ -102,8 +102,15 @@ func (a *walletActor) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(a.sys.cfg.IdleTimeout)
 		a.sys.cfg.Observer.ActorSpawned(kindWallet)
 	case *actor.Restarting:
+		// The restarted instance counts itself as spawned again on Started.
 		a.sys.cfg.Observer.ActorRestarted(kindWallet)
+		a.sys.cfg.Observer.ActorStopped(kindWallet, false)
 	case *actor.Stopped:
+		if !a.passivated {
+			// Stopped by its supervisor or at shutdown: let the next
+			// request spawn a fresh actor rather than reach a dead one.
+			a.sys.reg.forget(a.wallet, a.self)
+		}
 		a.sys.cfg.Observer.ActorStopped(kindWallet, a.passivated)
 	}
 }
