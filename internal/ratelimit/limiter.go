@@ -88,15 +88,18 @@ func (l *Limiter) Refund(a netip.Addr, now int64) {
 	s.mu.Unlock()
 }
 
-// evictLocked makes room in a full shard: full buckets first, then any.
+// evictLocked makes room in a full shard: full buckets first, then any,
+// down to 7/8 of the shard's share, so that a flood of new subjects costs
+// one sweep per perShard/8 inserts rather than one per insert.
 func (l *Limiter) evictLocked(s *limiterShard, now int64) {
+	target := l.perShard - max(1, l.perShard/8)
 	for a, b := range s.buckets {
 		if l.policy.Full(b, now) {
 			delete(s.buckets, a)
 		}
 	}
 	for a := range s.buckets {
-		if len(s.buckets) < l.perShard {
+		if len(s.buckets) <= target {
 			break
 		}
 		delete(s.buckets, a)
