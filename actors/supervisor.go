@@ -347,13 +347,18 @@ func (s *Supervisor) sweeper() {
 	early := time.NewTimer(time.Hour)
 	defer early.Stop()
 	for {
-		if n, err := s.Sweep(); err != nil {
+		n, err := s.Sweep()
+		if err != nil {
 			s.log.Error("sweep", "err", err)
 		} else if n > 0 {
 			s.log.Info("sweep resumed settlements", "count", n)
 		}
 		early.Stop()
-		if next, ok := s.nextDue(); ok {
+		// An entry already due that this sweep left alone got its actor
+		// meanwhile (a new settlement between its commit and Created) or
+		// waits for room (then a kick comes): sweeping again at once would
+		// only rescan. Only entries coming due later arm the early timer.
+		if next, ok := s.nextDue(); ok && (n > 0 || next.After(s.cfg.Now())) {
 			early.Reset(max(next.Sub(s.cfg.Now()), minSweepGap))
 		}
 		select {
