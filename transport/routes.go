@@ -331,6 +331,11 @@ func (s *Server) publicKey(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
+	if !s.cfg.Alive() {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"status":"broken","detail":"storage failed; restart required"}`)
+		return
+	}
 	ctx.SetBodyString(`{"status":"ok"}`)
 }
 

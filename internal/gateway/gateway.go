@@ -86,6 +86,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	}
 
 	cfg.Transport.Observer = g.Metrics
+	cfg.Transport.Alive = func() bool { return !g.Store.Broken() }
 	cfg.Transport.Logger = g.log
 	if cfg.MetricsAddr == "" {
 		cfg.Transport.Metrics = telemetry.Handler(cfg.Registry)
