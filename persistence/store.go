@@ -121,7 +121,10 @@ func Open(cfg Config) (*Store, error) {
 		MemTableSize: 64 << 20,
 		Logger:       pebbleLogger{cfg.Logger},
 	}
-	db, err := pebble.Open(cfg.Dir, opts)
+	if err := checkPointers(cfg.FS, cfg.Dir); err != nil {
+		return nil, err
+	}
+	db, err := openPebble(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
@@ -132,6 +135,41 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.commit = newCommitter(s)
 	return s, nil
+}
+
+// openPebble is pebble.Open with its panics turned into errors: v1.1.5
+// panics on some damaged directories (e.g. a WAL without its MANIFEST
+// pointer), and start-up must fail with a message, not a stack trace.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("pebble panicked while opening: %v", p)
+		}
+	}()
+	return pebble.Open(dir, opts)
+}
+
+// checkPointers refuses a directory holding Pebble's files but neither
+// CURRENT nor a manifest marker: Pebble would take it for a new store and
+// start empty over the old files, silently losing them.
+func checkPointers(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil // a missing directory is a new store; Open reports the rest
+	}
+	var data, pointer bool
+	for _, n := range names {
+		switch {
+		case n == "CURRENT" || strings.HasPrefix(n, "marker.manifest."):
+			pointer = true
+		case strings.HasPrefix(n, "MANIFEST-") || strings.HasSuffix(n, ".sst") || strings.HasSuffix(n, ".log"):
+			data = true
+		}
+	}
+	if data && !pointer {
+		return fmt.Errorf("%w: %s holds Pebble files but no CURRENT or manifest marker", ErrCorrupt, filepath.Clean(dir))
+	}
+	return nil
 }
 
 func (s *Store) checkFormat() error {
