@@ -179,11 +179,15 @@ func (s *Server) mutate(op actors.Op) fasthttp.RequestHandler {
 
 		if err := s.sys.Do(r); err != nil {
 			status, detail := 503, "the service is shutting down; retry with the same Idempotency-Key"
-			if errors.Is(err, actors.ErrTimeout) {
+			switch {
+			case errors.Is(err, actors.ErrTimeout):
 				detail = "no answer in time; retry with the same Idempotency-Key"
+			case errors.Is(err, actors.ErrOverloaded):
+				detail = "too many wallets are active; retry with the same Idempotency-Key"
 			}
-			ctx.Response.Header.Set("Retry-After", "1")
 			writeProblem(ctx, status, "unavailable", "Service Unavailable", detail)
+			// After writeProblem, which resets the response.
+			ctx.Response.Header.Set("Retry-After", "1")
 			return
 		}
 		s.writeAnswer(ctx, r)

@@ -71,6 +71,7 @@ func settings(c *config) []setting {
 			return nil
 		}},
 		{env: "ACTOR_IDLE_TIMEOUT", def: actors.DefaultIdleTimeout.String(), usage: "passivate idle wallet actors after", set: duration(&c.Actors.IdleTimeout)},
+		{env: "MAX_LIVE_WALLETS", def: itoa(actors.DefaultMaxLiveWallets), usage: "cap on wallet actors alive at once; beyond it new wallets get 503", set: integer(&c.Actors.MaxLiveWallets)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
 		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
