@@ -26,7 +26,8 @@ const (
 	DefaultWebhookDedupeTTL = 7 * 24 * time.Hour
 	// MinWebhookDedupeTTL is Commerce's retry window: a shorter retention
 	// would let a late retry be processed twice.
-	MinWebhookDedupeTTL = 72 * time.Hour
+	MinWebhookDedupeTTL   = 72 * time.Hour
+	DefaultMaxLiveWallets = 200_000
 )
 
 // Config configures the actor system.
@@ -51,6 +52,10 @@ type Config struct {
 	RegisterPerHourIP    int
 	RegisterPerDayWallet int
 	ClaimPerHour         int
+	// MaxLiveWallets caps wallet actors alive at once (a few KiB each): a
+	// request for another wallet beyond it gets 503 until idle ones
+	// passivate. Default 200000.
+	MaxLiveWallets int
 	// IPLimiterMaxEntries bounds the IP limiter's memory. Default 1M entries.
 	IPLimiterMaxEntries int
 	// SnapshotInterval is how often IP buckets are snapshotted (unsynced).
@@ -86,6 +91,7 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.SnapshotInterval, DefaultSnapshotInterval)
 	setDefault(&c.PurgeInterval, DefaultPurgeInterval)
 	setDefault(&c.AnswerTimeout, DefaultAnswerTimeout)
+	setDefault(&c.MaxLiveWallets, DefaultMaxLiveWallets)
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}
@@ -123,6 +129,7 @@ func (c *Config) Validate() error {
 	positive("purge interval", c.PurgeInterval)
 	positive("answer timeout", c.AnswerTimeout)
 	for name, n := range map[string]int{
+		"MAX_LIVE_WALLETS":           c.MaxLiveWallets,
 		"RL_REGISTER_PER_HOUR":       c.RegisterPerHourIP,
 		"RL_REGISTER_PER_DAY_WALLET": c.RegisterPerDayWallet,
 		"RL_CLAIM_PER_HOUR":          c.ClaimPerHour,

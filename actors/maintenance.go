@@ -46,7 +46,6 @@ func (s *System) snapshotIPBuckets() error {
 	now := s.now().UnixNano()
 	s.registerIP.Sweep(now)
 	b := s.store.DB().NewBatch()
-	defer b.Close()
 	_ = b.DeleteRange(persistence.PrefixIP, persistence.PrefixEnd(persistence.PrefixIP), nil)
 	var key, val []byte
 	s.registerIP.Range(func(a netip.Addr, bk ratelimit.Bucket) {
@@ -54,7 +53,7 @@ func (s *System) snapshotIPBuckets() error {
 		val = bk.AppendBinary(val[:0])
 		_ = b.Set(key, val, nil)
 	})
-	return b.Commit(pebble.NoSync)
+	return s.store.Write(b)
 }
 
 func (s *System) restoreIPBuckets() error {
@@ -96,7 +95,11 @@ func (s *System) PurgeExpired() (int, error) {
 	defer it.Close()
 	n := 0
 	b := s.store.DB().NewBatch()
-	defer func() { _ = b.Close() }()
+	defer func() {
+		if b != nil {
+			_ = b.Close()
+		}
+	}()
 	for it.First(); it.Valid(); it.Next() {
 		ik := it.Key()
 		rest := ik[len(persistence.PrefixExpiry):]
@@ -118,16 +121,18 @@ func (s *System) PurgeExpired() (int, error) {
 			}
 		})
 		if b.Len() > 1<<20 {
-			if err := b.Commit(pebble.NoSync); err != nil {
+			err := s.store.Write(b)
+			b = s.store.DB().NewBatch()
+			if err != nil {
 				return n, err
 			}
-			b.Reset()
 		}
 	}
 	if err := it.Error(); err != nil {
 		return n, err
 	}
-	return n, b.Commit(pebble.NoSync)
+	err, b = s.store.Write(b), nil
+	return n, err
 }
 
 // purgeRecord deletes the record at key if it still expires at at.
@@ -140,7 +145,9 @@ func (s *System) purgeRecord(key []byte, at int64) bool {
 	if persistence.DecodeIdempotency(v, &rec) != nil || rec.ExpiresAt != at {
 		return false
 	}
-	return s.store.DB().Delete(key, pebble.NoSync) == nil
+	b := s.store.DB().NewBatch()
+	_ = b.Delete(key, nil)
+	return s.store.Write(b) == nil
 }
 
 func (a *walletActor) purge(p *purge) {

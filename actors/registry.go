@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/persistence"
@@ -14,6 +15,8 @@ import (
 type registry struct {
 	sys    *System
 	shards [256]registryShard
+	// n counts live entries, for the MaxLiveWallets cap.
+	n atomic.Int64
 }
 
 type registryShard struct {
@@ -39,12 +42,19 @@ func (r *registry) shard(wallet []byte) *registryShard {
 	return &r.shards[persistence.Shard(wallet)]
 }
 
-// send delivers msg to the wallet's actor, spawning it if needed.
-func (r *registry) send(wallet []byte, msg any) {
+// send delivers msg to the wallet's actor, spawning it if needed. It
+// refuses (false) to spawn beyond MaxLiveWallets; live actors still get
+// their messages.
+func (r *registry) send(wallet []byte, msg any) bool {
 	sh := r.shard(wallet)
 	sh.mu.Lock()
 	e := sh.wallets[string(wallet)]
 	if e == nil {
+		if r.n.Load() >= int64(r.sys.cfg.MaxLiveWallets) {
+			sh.mu.Unlock()
+			return false
+		}
+		r.n.Add(1)
 		w := string(wallet)
 		e = &walletEntry{pid: r.sys.spawnWallet(w)}
 		sh.wallets[w] = e
@@ -56,6 +66,7 @@ func (r *registry) send(wallet []byte, msg any) {
 	r.sys.cfg.Observer.MailboxEnqueued(kindWallet)
 	r.sys.as.Root.Send(e.pid, msg)
 	sh.mu.Unlock()
+	return true
 }
 
 // sendIfLive delivers msg only to a live actor; otherwise it calls idle with
@@ -86,6 +97,7 @@ func (r *registry) tryPassivate(wallet string, pid *actor.PID, received uint64) 
 	}
 	r.sys.passivations.Add(1)
 	delete(sh.wallets, wallet)
+	r.n.Add(-1)
 	return true
 }
 
@@ -123,6 +135,7 @@ func (r *registry) drain() []*actor.PID {
 			r.sys.passivations.Add(1)
 			pids = append(pids, e.pid)
 			delete(sh.wallets, w)
+			r.n.Add(-1)
 		}
 		sh.mu.Unlock()
 	}

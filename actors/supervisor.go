@@ -375,6 +375,9 @@ func (s *Supervisor) sweeper() {
 // MaxLive, and removes due entries of settlements already finished. It
 // returns the number started.
 func (s *Supervisor) Sweep() (int, error) {
+	if s.store.Broken() {
+		return 0, persistence.ErrBroken
+	}
 	type cand struct {
 		key        []byte
 		id, wallet string
@@ -409,7 +412,9 @@ func (s *Supervisor) Sweep() (int, error) {
 		switch {
 		case errors.Is(err, persistence.ErrNotFound) || err == nil && finished(st.Status):
 			// Left behind by a finished settlement (or a stray write): drop it.
-			_ = s.store.DB().Delete(c.key, pebble.NoSync)
+			b := s.store.DB().NewBatch()
+			_ = b.Delete(c.key, nil)
+			_ = s.store.Write(b)
 			continue
 		case err != nil:
 			return n, err

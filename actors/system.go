@@ -26,6 +26,9 @@ const kindWallet = "wallet"
 var (
 	ErrTimeout  = errors.New("actors: no answer in time")
 	ErrShutdown = errors.New("actors: shutting down")
+	// ErrOverloaded: MaxLiveWallets actors are alive and the request's
+	// wallet is not one of them.
+	ErrOverloaded = errors.New("actors: too many live wallets")
 )
 
 // Policy names, as they appear in RateLimit headers and problem bodies.
@@ -159,7 +162,9 @@ func (s *System) Do(r *Request) error {
 	if r.Op != OpWebhook && len(r.Key) > 0 && s.replay(r) {
 		return nil
 	}
-	s.reg.send(r.Wallet, r)
+	if !s.reg.send(r.Wallet, r) {
+		return ErrOverloaded
+	}
 	t := timerPool.Get().(*time.Timer)
 	t.Reset(s.cfg.AnswerTimeout)
 	defer func() { t.Stop(); timerPool.Put(t) }()

@@ -271,6 +271,9 @@ func (s *System) webhookUnrouted(r *Request) {
 // held, so it cannot race a delivery rewriting it; an event in flight is
 // left for the next run.
 func (s *System) PurgeExpiredWebhooks() (int, error) {
+	if s.store.Broken() {
+		return 0, persistence.ErrBroken
+	}
 	now := s.now()
 	upper := persistence.AppendWebhookExpiryKey(nil, now.UnixNano(), "")
 	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixWebhookExpiry, UpperBound: upper})
@@ -280,7 +283,11 @@ func (s *System) PurgeExpiredWebhooks() (int, error) {
 	defer it.Close()
 	n := 0
 	b := s.store.DB().NewBatch()
-	defer func() { _ = b.Close() }()
+	defer func() {
+		if b != nil {
+			_ = b.Close()
+		}
+	}()
 	for it.First(); it.Valid(); it.Next() {
 		ik := it.Key()
 		rest := ik[len(persistence.PrefixWebhookExpiry):]
@@ -304,12 +311,17 @@ func (s *System) PurgeExpiredWebhooks() (int, error) {
 		_ = b.Delete(ik, nil)
 		// Commit before releasing: a delivery that reserves the id next must
 		// not see a record this batch is about to delete.
-		err := b.Commit(pebble.NoSync)
+		err := s.store.Write(b) // closes b
+		b = nil
 		s.webhooks.release(id)
 		if err != nil {
 			return n, err
 		}
-		b.Reset()
+		b = s.store.DB().NewBatch()
 	}
-	return n, it.Error()
+	if err := it.Error(); err != nil {
+		return n, err
+	}
+	err, b = s.store.Write(b), nil // malformed index entries
+	return n, err
 }

@@ -1,6 +1,8 @@
 package persistence
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -119,10 +121,17 @@ func (c *committer) commitGroup(group []pending) {
 		}
 	}
 	if err == nil {
-		err = merged.Commit(pebble.Sync)
+		// Not usable(): batches queued before Close are still committed.
+		if c.s.broken.Load() {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, ErrBroken)
+		} else {
+			err = c.s.apply(merged, pebble.Sync)
+		}
 	}
 	if err != nil {
-		err = errorsJoinUnavailable(err)
+		if !errors.Is(err, ErrUnavailable) {
+			err = errorsJoinUnavailable(err)
+		}
 		c.s.failed.Store(true)
 		c.s.cfg.Logger.Error("commit failed", "component", "persistence", "batches", len(group), "err", err)
 	} else {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,9 @@ var (
 	ErrCorrupt     = errors.New("persistence: store is corrupt or unreadable")
 	ErrFormat      = errors.New("persistence: unsupported format version")
 	ErrUnavailable = errors.New("persistence: store unavailable")
+	// ErrBroken is returned (wrapped in ErrUnavailable) by every operation
+	// after Pebble's write path failed for good; only a restart recovers.
+	ErrBroken = errors.New("persistence: write-ahead log failed; restart required")
 )
 
 // DefaultDir is the data directory used when Config.Dir is empty.
@@ -91,6 +95,14 @@ type Store struct {
 	// failed is set when a commit fails; the store reports itself unhealthy
 	// until a later commit succeeds (readiness follows it).
 	failed atomic.Bool
+	// broken is set when Pebble's WAL write or sync failed. Pebble v1.1.5
+	// cannot continue after that (see fatalCommit), so from then on the store
+	// touches Pebble no more: reads and writes fail with ErrBroken, and the
+	// memtable, which already holds the failed batch, is never read again.
+	broken atomic.Bool
+	// wedged is set when Pebble panicked inside its commit pipeline with a
+	// lock held; Close must then not call Pebble's Close, which would block.
+	wedged atomic.Bool
 	closed atomic.Bool
 }
 
@@ -122,7 +134,10 @@ func Open(cfg Config) (*Store, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	db, err := pebble.Open(cfg.Dir, opts)
+	if err := checkPointers(cfg.FS, cfg.Dir); err != nil {
+		return nil, err
+	}
+	db, err := openPebble(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
@@ -133,6 +148,41 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.commit = newCommitter(s)
 	return s, nil
+}
+
+// openPebble is pebble.Open with its panics turned into errors: v1.1.5
+// panics on some damaged directories (e.g. a WAL without its MANIFEST
+// pointer), and start-up must fail with a message, not a stack trace.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("pebble panicked while opening: %v", p)
+		}
+	}()
+	return pebble.Open(dir, opts)
+}
+
+// checkPointers refuses a directory holding Pebble's files but neither
+// CURRENT nor a manifest marker: Pebble would take it for a new store and
+// start empty over the old files, silently losing them.
+func checkPointers(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil // a missing directory is a new store; Open reports the rest
+	}
+	var data, pointer bool
+	for _, n := range names {
+		switch {
+		case n == "CURRENT" || strings.HasPrefix(n, "marker.manifest."):
+			pointer = true
+		case strings.HasPrefix(n, "MANIFEST-") || strings.HasSuffix(n, ".sst") || strings.HasSuffix(n, ".log"):
+			data = true
+		}
+	}
+	if data && !pointer {
+		return fmt.Errorf("%w: %s holds Pebble files but no CURRENT or manifest marker", ErrCorrupt, filepath.Clean(dir))
+	}
+	return nil
 }
 
 func (s *Store) checkFormat() error {
@@ -153,7 +203,9 @@ func (s *Store) checkFormat() error {
 		if !empty {
 			return fmt.Errorf("%w: %s holds data but no format version key", ErrFormat, s.cfg.Dir)
 		}
-		return s.db.Set(KeyFormat, []byte(FormatVersion), pebble.Sync)
+		b := s.db.NewBatch()
+		_ = b.Set(KeyFormat, []byte(FormatVersion), nil)
+		return s.apply(b, pebble.Sync)
 	case err != nil:
 		return fmt.Errorf("%w: read format version: %w", ErrCorrupt, err)
 	}
@@ -170,10 +222,25 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // Healthy reports whether the last commit succeeded and the store is open.
 func (s *Store) Healthy() bool { return !s.closed.Load() && !s.failed.Load() }
 
+// Broken reports whether the write-ahead log failed for good: the process
+// must be restarted (Pebble replays the WAL on open) to serve again.
+func (s *Store) Broken() bool { return s.broken.Load() }
+
+// usable returns the error an operation must fail with, or nil.
+func (s *Store) usable() error {
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case s.broken.Load():
+		return fmt.Errorf("%w: %w", ErrUnavailable, ErrBroken)
+	}
+	return nil
+}
+
 // Get copies the value of key into dst and returns it; ErrNotFound when absent.
 func (s *Store) Get(dst, key []byte) ([]byte, error) {
-	if s.closed.Load() {
-		return dst, ErrClosed
+	if err := s.usable(); err != nil {
+		return dst, err
 	}
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -204,6 +271,40 @@ func (s *Store) Submit(b *pebble.Batch, w Waiter) {
 	s.commit.submit(b, w)
 }
 
+// Write applies b unsynced (snapshots, purges: losing them in a crash costs
+// nothing durable). The batch is closed. It fails with ErrBroken instead of
+// touching a Pebble whose WAL has failed.
+func (s *Store) Write(b *pebble.Batch) error {
+	defer b.Close()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return s.apply(b, pebble.NoSync)
+}
+
+// apply commits b and turns Pebble's fatal WAL failures into ErrBroken (see
+// fatalCommit) instead of letting them end the process.
+func (s *Store) apply(b *pebble.Batch, o *pebble.WriteOptions) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		if _, ok := p.(fatalCommit); !ok {
+			// Pebble panicked inside its commit pipeline (a WAL write after
+			// the log failed), possibly holding its pipeline lock.
+			s.wedged.Store(true)
+		}
+		if !s.broken.Swap(true) {
+			s.cfg.Logger.Error("write-ahead log failed; the store refuses all further work until restarted",
+				"component", "persistence", "err", fmt.Sprint(p))
+		}
+		s.failed.Store(true)
+		err = fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrBroken, p)
+	}()
+	return b.Commit(o)
+}
+
 // Close stops the committer (after it drains what is queued) and closes Pebble.
 // It is safe to call more than once.
 func (s *Store) Close() error {
@@ -211,8 +312,29 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.commit.stop()
-	return s.db.Close()
+	if s.wedged.Load() {
+		// Pebble's Close would wait for the pipeline lock forever; the
+		// process is expected to exit, and Pebble replays its WAL on open.
+		return fmt.Errorf("persistence: close: %w (Pebble left open)", ErrBroken)
+	}
+	err := s.db.Close()
+	if s.broken.Load() {
+		// Closing a DB whose log failed reports that failure again.
+		return fmt.Errorf("persistence: close: %w: %w", ErrBroken, err)
+	}
+	return err
 }
+
+// fatalCommit is what pebbleLogger.Fatalf panics with for Pebble's "fatal
+// commit error". In Pebble v1.1.5 a failed WAL write or sync reaches
+// DB.Apply as that Fatalf, after the batch is already in the memtable, and
+// the log writer's error is sticky: every later commit fails the same way or
+// panics holding the commit pipeline's lock. Ending the process (what Fatalf
+// means) would drop every connection; instead apply recovers this panic on
+// the writing goroutine and the store turns itself off (Broken), so the
+// service answers 503, /readyz and /healthz fail, and a restart replays the
+// WAL.
+type fatalCommit struct{ msg string }
 
 type pebbleLogger struct{ l *slog.Logger }
 
@@ -223,8 +345,15 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	_, _ = io.WriteString(os.Stderr, fmt.Sprintf(format, args...)+"\n")
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	if strings.HasPrefix(format, "pebble: fatal commit error") {
+		// Called on the goroutine that commits, which recovers it in apply.
+		panic(fatalCommit{msg})
+	}
+	// Other fatal errors come from Pebble's background work (flushes,
+	// compactions, MANIFEST writes) with no caller to tell.
+	_, _ = io.WriteString(os.Stderr, msg+"\n")
 	os.Exit(1)
 }
 
@@ -232,8 +361,8 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 // error (returned as is) or the range ends. Key and value are only valid
 // during the call.
 func (s *Store) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+	if err := s.usable(); err != nil {
+		return err
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: PrefixEnd(prefix)})
 	if err != nil {

@@ -71,6 +71,9 @@ type Config struct {
 	Metrics fasthttp.RequestHandler
 	// Logger receives notable events. Default slog.Default().
 	Logger *slog.Logger
+	// Alive is what /healthz reports: false when only a restart can help
+	// (the store's write-ahead log failed). Default: always true.
+	Alive func() bool
 }
 
 // Observer is told about each request once it is answered.
@@ -118,6 +121,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Alive == nil {
+		c.Alive = func() bool { return true }
 	}
 }
 

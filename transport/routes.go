@@ -193,11 +193,15 @@ func (s *Server) mutate(op actors.Op) fasthttp.RequestHandler {
 
 		if err := s.sys.Do(r); err != nil {
 			status, detail := 503, "the service is shutting down; retry with the same Idempotency-Key"
-			if errors.Is(err, actors.ErrTimeout) {
+			switch {
+			case errors.Is(err, actors.ErrTimeout):
 				detail = "no answer in time; retry with the same Idempotency-Key"
+			case errors.Is(err, actors.ErrOverloaded):
+				detail = "too many wallets are active; retry with the same Idempotency-Key"
 			}
-			ctx.Response.Header.Set("Retry-After", "1")
 			writeProblem(ctx, status, "unavailable", "Service Unavailable", detail)
+			// After writeProblem, which resets the response.
+			ctx.Response.Header.Set("Retry-After", "1")
 			return
 		}
 		s.writeAnswer(ctx, r)
@@ -345,6 +349,11 @@ func (s *Server) publicKey(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
+	if !s.cfg.Alive() {
+		ctx.SetStatusCode(503)
+		ctx.SetBodyString(`{"status":"broken","detail":"storage failed; restart required"}`)
+		return
+	}
 	ctx.SetBodyString(`{"status":"ok"}`)
 }
 

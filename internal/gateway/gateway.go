@@ -134,6 +134,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	g.Metrics.DeadLetters(g.Settlements.DeadLetterCount)
 
 	cfg.Transport.Admin = g.Settlements
+	cfg.Transport.Alive = func() bool { return !g.Store.Broken() }
 	cfg.Transport.Logger = g.log
 	if cfg.MetricsAddr == "" && cfg.Registry != nil {
 		cfg.Transport.Metrics = telemetry.Handler(cfg.Registry)

@@ -4,6 +4,7 @@
 package sgetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +31,8 @@ type Env struct {
 	Client *http.Client
 	cfg    gateway.Config
 	done   chan error
+	// stopped is set once the service was shut down through the Env.
+	stopped bool
 }
 
 // Start runs the service on a fresh data directory. configure may adjust
@@ -76,12 +80,23 @@ func StartWith(t testing.TB, cfg gateway.Config) *Env {
 // Stop shuts the service down gracefully; safe to call twice.
 func (e *Env) Stop(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
+	if e.stopped {
+		return
+	}
+	if err := e.StopErr(); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+}
+
+// StopErr shuts the service down and returns what Shutdown returned, for
+// tests that expect it to fail; a later Stop is a no-op.
+func (e *Env) StopErr() error {
+	e.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := e.Shutdown(ctx)
 	e.Client.CloseIdleConnections()
+	return err
 }
 
 // Restart stops the service gracefully and starts it again on the same data
@@ -170,6 +185,25 @@ func Settlements(t testing.TB, store *persistence.Store, wallet string) []persis
 		t.Fatalf("scan settlements: %v", err)
 	}
 	return out
+}
+
+// LogBuffer is a goroutine-safe buffer to give a logger in tests.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Wallet returns a fresh random wallet address in lowercase.
