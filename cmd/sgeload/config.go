@@ -26,6 +26,7 @@ type Config struct {
 	Quota    int           // limited: admissions the server may grant per hour; 5
 	Baseline bool          // run the bare baseline first and compare
 	Timeout  time.Duration // 10s per request
+	Rate     float64       // 0 = as fast as the workers go; else requests per second in all
 	Profile  string        // empty = none; CPU profile of sgeload itself
 
 	addr string // host:port derived from URL by Validate
@@ -65,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Quota, "quota", 5, "limited: per-hour quota of the register-ip policy on the server")
 	fs.BoolVar(&c.Baseline, "baseline", false, "run the baseline first with the same -c/-d/-n and compare")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-request timeout")
+	fs.Float64Var(&c.Rate, "rate", 0, "pace the run at this many requests/s in all (0 = unpaced); latency is measured from each request's scheduled time, so a server falling behind shows in it")
 	fs.StringVar(&c.Profile, "cpuprofile", "", "write sgeload's own CPU profile to `file` (is the client the bottleneck?)")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -80,6 +80,8 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	defer timer.Stop()
 	step := steps[cfg.Scenario]
 	start := time.Now()
+	r.paced.Store(0)
+	r.paceStart = start
 	var wg sync.WaitGroup
 	for _, w := range ws {
 		wg.Go(func() {

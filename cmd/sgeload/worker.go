@@ -111,7 +111,10 @@ type runner struct {
 
 	stop   atomic.Bool
 	issued atomic.Int64 // requests started, for -n
-	ipSeq  atomic.Uint32
+	// paced counts slots handed out since paceStart, for -rate.
+	paced     atomic.Int64
+	paceStart time.Time
+	ipSeq     atomic.Uint32
 }
 
 // entry is a finished operation the hit scenario replays.
@@ -150,16 +153,27 @@ func newRunner(cfg Config, bare bool) *runner {
 	return r
 }
 
-// take admits one more request unless the run is over.
-func (r *runner) take() bool {
+// take admits one more request unless the run is over. With -rate it
+// returns when the request's slot comes (slots are spread evenly from the
+// start of the run) and reports that slot, from which latency is measured;
+// otherwise the slot is now.
+func (r *runner) take() (time.Time, bool) {
 	if r.stop.Load() {
-		return false
+		return time.Time{}, false
 	}
 	if r.cfg.Max > 0 && r.issued.Add(1) > r.cfg.Max {
 		r.stop.Store(true)
-		return false
+		return time.Time{}, false
 	}
-	return true
+	if r.cfg.Rate <= 0 {
+		return time.Now(), true
+	}
+	k := r.paced.Add(1) - 1
+	slot := r.paceStart.Add(time.Duration(float64(k) * float64(time.Second) / r.cfg.Rate))
+	if d := time.Until(slot); d > 0 {
+		time.Sleep(d)
+	}
+	return slot, !r.stop.Load()
 }
 
 // worker runs operations one after another on its own request, response and buffers,
@@ -213,7 +227,8 @@ func (w *worker) fail(kind int, format string, a ...any) {
 // do sends one request and records its answer. False means no answer: the run is
 // over or the transport failed.
 func (w *worker) do(uri string, body, key []byte) bool {
-	if !w.r.take() {
+	start, ok := w.r.take()
+	if !ok {
 		return false
 	}
 	w.req.SetRequestURI(uri)
@@ -222,7 +237,6 @@ func (w *worker) do(uri string, body, key []byte) bool {
 	if len(w.ip) > 0 {
 		w.req.Header.SetBytesV("X-Forwarded-For", w.ip)
 	}
-	start := time.Now()
 	if err := w.r.client.Do(&w.req, &w.resp); err != nil {
 		w.st.errs++
 		w.st.count(err.Error(), 1)
