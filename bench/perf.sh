@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The load runs behind the README's performance table: sged built fresh on
+# a fresh data directory, driven over loopback by sgeload, each scenario
+# beside the bare fasthttp baseline that sgeload measures in the same run.
+#
+#   bench/perf.sh            # 20s per scenario
+#   D=60s bench/perf.sh      # longer runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D="${D:-20s}"
+tmp=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3)"
+go build -o "$tmp/sged" ./cmd/sged
+go build -o "$tmp/sgeload" ./cmd/sgeload
+
+DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 LOG_LEVEL=warn \
+	"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
+pid=$!
+addr=""
+for _ in $(seq 1 300); do
+	addr=$(sed -n 's/.*"msg":"listening","addr":"\([^"]*\)".*/\1/p' "$tmp/sged.log" | head -n1)
+	[ -n "$addr" ] && break
+	sleep 0.1
+done
+[ -n "$addr" ] || { cat "$tmp/sged.log"; exit 1; }
+load() { echo; echo "\$ sgeload $*"; "$tmp/sgeload" -url "http://$addr" -d "$D" "$@"; }
+
+load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
+load -scenario hit -c 1000 -xff-base 10.2.0.1 -baseline
+load -scenario limited -c 100 -baseline
+load -scenario claim -c 500
+# Latency at a fixed, moderate rate (set RATE to half of the register run's
+# requests/s to check the p99 target).
+load -scenario register -c 1000 -xff-base 10.3.0.1 -rate "${RATE:-2000}"
+echo
+echo "sged RSS after the runs: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"
