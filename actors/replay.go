@@ -51,6 +51,9 @@ func (p *pendingKeys) add(key []byte) {
 }
 
 func (p *pendingKeys) remove(key []byte) {
+	if key == nil {
+		return
+	}
 	s := &p.shards[p.shard(key)]
 	s.mu.Lock()
 	if n := s.keys[string(key)]; n > 1 {
@@ -96,5 +99,42 @@ func (s *System) replay(r *Request) bool {
 	r.Status, r.Problem, r.Idempotency = rec.Status, rec.Problem, IdemHit
 	r.Body = append(r.Body[:0], rec.Body...)
 	s.cfg.Observer.Idempotency(r.Op.Route(), "hit")
+	return true
+}
+
+// refuseEarly answers 429 for a registration whose client IP has no token
+// left, without waking (or spawning) the wallet's actor: a client spraying
+// new wallets from one address costs a map lookup per request, not an actor
+// and a read each. Only requests the actor would refuse too are refused
+// here, and only those that cannot be duplicates of work in flight: keyless
+// ones, and keyed ones whose direct replay found no record and whose key is
+// not pending. The actor marks a key pending before it spends any token, so
+// if the bucket is empty now, every keyed request that took from it is
+// visible as pending or committed. The actor's own order (wallet bucket
+// first) only decides which policy a request refused by both is told about.
+func (s *System) refuseEarly(r *Request) bool {
+	if r.Op != OpRegister {
+		return false
+	}
+	d := s.registerIP.Peek(r.IP, s.now().UnixNano())
+	if d.Allowed {
+		return false
+	}
+	if len(r.Key) > 0 {
+		if !r.absent {
+			return false
+		}
+		buf := replayPool.Get().(*replayBuf)
+		buf.key = persistence.AppendIdempotencyKey(buf.key[:0], r.Wallet, r.Op.scope(), r.Key)
+		pending := s.pending.has(buf.key)
+		replayPool.Put(buf)
+		if pending {
+			return false
+		}
+		s.cfg.Observer.Idempotency(r.Op.Route(), "miss")
+	}
+	s.cfg.Observer.RateLimit(PolicyRegisterIP, false)
+	r.addLimit(s.registerIP.Policy(), d)
+	limited(r)
 	return true
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -71,4 +72,46 @@ func TestReplaySkipsRecordsInFlight(t *testing.T) {
 	if sys.replay(probe) {
 		t.Fatal("expired record was replayed")
 	}
+}
+
+// Once a client IP has no register token left, registrations for new
+// wallets are refused without an actor; a key that is pending still goes to
+// its actor, so a duplicate of work in flight waits for that work's answer.
+func TestRefuseEarly(t *testing.T) {
+	sys := newTestSystem(t)
+	for i := range DefaultRegisterPerHourIP {
+		if r := register(sys, wallet(i), "k"); r.Status != 201 {
+			t.Fatalf("register %d: %d", i, r.Status)
+		}
+	}
+	before := sys.LiveWallets()
+	r := register(sys, wallet(100), "k")
+	if r.Status != 429 || r.Limits[r.Limited].Policy.Name != PolicyRegisterIP {
+		t.Fatalf("6th register: %d", r.Status)
+	}
+	if sys.LiveWallets() != before {
+		t.Fatal("an early refusal spawned a wallet actor")
+	}
+
+	probe := NewRequest()
+	probe.Op, probe.Wallet, probe.Key = OpRegister, []byte(wallet(101)), []byte("k")
+	probe.IP, probe.absent = netip.MustParseAddr("192.0.2.1"), true
+	key := persistence.AppendIdempotencyKey(nil, probe.Wallet, OpRegister.scope(), probe.Key)
+	sys.pending.add(key)
+	if sys.refuseEarly(probe) {
+		t.Fatal("a pending key was refused early")
+	}
+	sys.pending.remove(key)
+	if !sys.refuseEarly(probe) || probe.Status != 429 {
+		t.Fatal("a fresh key from an exhausted IP was not refused early")
+	}
+	probe.absent = false // the replay read did not rule out a record
+	probe.Status = 0
+	if sys.refuseEarly(probe) {
+		t.Fatal("refused early without knowing the record is absent")
+	}
+}
+
+func wallet(i int) string {
+	return fmt.Sprintf("0x%040x", i+1)
 }

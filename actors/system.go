@@ -162,6 +162,9 @@ func (s *System) Do(r *Request) error {
 	if r.Op != OpWebhook && len(r.Key) > 0 && s.replay(r) {
 		return nil
 	}
+	if s.refuseEarly(r) {
+		return nil
+	}
 	if !s.reg.send(r.Wallet, r) {
 		return ErrOverloaded
 	}

@@ -235,10 +235,20 @@ func (a *walletActor) process(r *Request) {
 		r.Idempotency = IdemMiss
 		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	}
+	// From here until its commit returns (or the request ends without one)
+	// the key is pending: no direct replay and no early 429 for it (see
+	// replay.go). It is marked before any token is spent, so a request that
+	// finds a bucket empty also finds every key that spent from it pending.
+	var recKey []byte
+	if hasKey {
+		recKey = persistence.AppendIdempotencyKey(nil, a.walletB, r.Op.scope(), r.Key)
+		a.sys.pending.add(recKey)
+	}
 
 	prev := a.buckets
 	spentIP, ok := a.limit(r, nowNano)
 	if !ok {
+		a.sys.pending.remove(recKey)
 		a.answer(r)
 		return
 	}
@@ -249,6 +259,7 @@ func (a *walletActor) process(r *Request) {
 	if err != nil {
 		_ = b.Close()
 		a.undo(r, spentIP, prev)
+		a.sys.pending.remove(recKey)
 		a.storageFailure(r, "read", err)
 		return
 	}
@@ -264,13 +275,10 @@ func (a *walletActor) process(r *Request) {
 	if hasKey {
 		expires := now.Add(a.sys.cfg.IdempotencyTTL).UnixNano()
 		rec := persistence.Idempotency{ExpiresAt: expires, Fingerprint: r.Fingerprint, Status: r.Status, Problem: r.Problem, Body: r.Body}
-		c.recKey = persistence.AppendIdempotencyKey(nil, a.walletB, r.Op.scope(), r.Key)
+		c.recKey = recKey
 		c.key = r.Key
 		_ = b.Set(c.recKey, persistence.AppendIdempotency(a.valBuf[:0], &rec), nil)
 		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
-	}
-	if c.recKey != nil {
-		a.sys.pending.add(c.recKey)
 	}
 	a.inflight = c
 	if r.span != nil {
@@ -323,7 +331,9 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 
 // limited turns r into a 429 naming the policy last added to r.Limits. A
 // 429 is not stored, so it carries no X-Idempotency.
-func (a *walletActor) limited(r *Request) {
+func (a *walletActor) limited(r *Request) { limited(r) }
+
+func limited(r *Request) {
 	r.Idempotency = IdemNone
 	r.Limited = r.NLimits - 1
 	r.Status, r.Problem = 429, true

@@ -181,7 +181,10 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 // sge_actors_alive follows wallet actors up and back to 0 after passivation;
 // every message is counted and the mailbox gauge returns to 0.
 func TestActorMetricsRealScrape(t *testing.T) {
-	e := sgetest.Start(t, func(c *gateway.Config) { c.Actors.IdleTimeout = time.Second })
+	e := sgetest.Start(t, func(c *gateway.Config) {
+		c.Actors.IdleTimeout = time.Second
+		c.Actors.RegisterPerHourIP = 100 // every request here reaches an actor
+	})
 	const n = 3
 	wallets := []string{sgetest.Wallet(), sgetest.Wallet(), sgetest.Wallet()}
 	for _, w := range wallets {
