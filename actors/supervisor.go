@@ -366,6 +366,14 @@ func (s *Supervisor) sweeper() {
 			return
 		case <-t.C:
 		case <-s.kick:
+			// Room for one more actor comes with every finished settlement
+			// while a backlog waits; sweeping on each would rescan the due
+			// index a thousand times a second. Kicks wait out minSweepGap.
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(minSweepGap):
+			}
 		case <-early.C:
 		}
 	}
