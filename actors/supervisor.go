@@ -70,6 +70,9 @@ type Supervisor struct {
 		sync.Mutex
 		live     map[string]*liveSettlement
 		overflow bool // a start was refused for MaxLive: sweep once there is room
+		// resumeAt is the due key where the last sweep stopped for want of
+		// room; nil when it reached the end.
+		resumeAt []byte
 		stopped  bool
 	}
 
@@ -346,8 +349,13 @@ func (s *Supervisor) sweeper() {
 	// before the next tick (e.g. one waiting out its backoff across a restart).
 	early := time.NewTimer(time.Hour)
 	defer early.Stop()
+	// A kick resumes where the last sweep stopped for want of room: the
+	// entries before that point had live actors then and keep them until
+	// they finish, so rescanning them is wasted. Other sweeps start over.
+	resume := false
 	for {
-		n, err := s.Sweep()
+		n, err := s.sweep(resume)
+		resume = false
 		if err != nil {
 			s.log.Error("sweep", "err", err)
 		} else if n > 0 {
@@ -374,6 +382,7 @@ func (s *Supervisor) sweeper() {
 				return
 			case <-time.After(minSweepGap):
 			}
+			resume = true
 		case <-early.C:
 		}
 	}
@@ -382,7 +391,11 @@ func (s *Supervisor) sweeper() {
 // Sweep starts every settlement due now that has no live actor, up to
 // MaxLive, and removes due entries of settlements already finished. It
 // returns the number started.
-func (s *Supervisor) Sweep() (int, error) {
+func (s *Supervisor) Sweep() (int, error) { return s.sweep(false) }
+
+// sweep is Sweep, starting after the point where the previous sweep ran out
+// of room when resume is set.
+func (s *Supervisor) sweep(resume bool) (int, error) {
 	if s.store.Broken() {
 		return 0, persistence.ErrBroken
 	}
@@ -390,8 +403,16 @@ func (s *Supervisor) Sweep() (int, error) {
 		key        []byte
 		id, wallet string
 	}
+	lower := persistence.PrefixDue
+	if s.mu.Lock(); resume && s.mu.resumeAt != nil {
+		lower = s.mu.resumeAt
+	}
+	s.mu.Unlock()
 	upper := binary.BigEndian.AppendUint64(bytes.Clone(persistence.PrefixDue), uint64(s.cfg.Now().UnixNano()+1))
-	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixDue, UpperBound: upper})
+	if bytes.Compare(lower, upper) >= 0 {
+		lower = persistence.PrefixDue // the clock moved back: start over
+	}
+	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return 0, fmt.Errorf("actors: sweep: %w", err)
 	}
@@ -410,6 +431,10 @@ func (s *Supervisor) Sweep() (int, error) {
 		cands = append(cands, cand{bytes.Clone(k), id, string(it.Value())})
 	}
 	more := it.Valid()
+	s.mu.resumeAt = nil
+	if more {
+		s.mu.resumeAt = bytes.Clone(it.Key())
+	}
 	s.mu.Unlock()
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, fmt.Errorf("actors: sweep: %w", err)
@@ -428,6 +453,11 @@ func (s *Supervisor) Sweep() (int, error) {
 			return n, err
 		}
 		if !s.start(c.id, c.wallet) {
+			// Out of room after all: the next kick resumes here.
+			s.mu.Lock()
+			s.mu.resumeAt = c.key
+			s.mu.Unlock()
+			more = true
 			break
 		}
 		n++

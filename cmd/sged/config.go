@@ -26,6 +26,8 @@ type config struct {
 	gateway.Config
 	tracing  telemetry.TracingConfig
 	logLevel string
+	// pprofAddr, when set, serves net/http/pprof on its own listener.
+	pprofAddr string
 	// effective is every setting's value as "ENV", value pairs for the
 	// start-up log, secrets masked.
 	effective []any
@@ -91,6 +93,7 @@ func settings(c *config) []setting {
 		{env: "OTEL_ENABLED", def: "false", usage: "export traces over OTLP/HTTP", set: boolean(&c.tracing.Enabled)},
 		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", usage: "OTLP/HTTP endpoint (a URL ending in /v1/traces is used as is; other OTEL_* variables are honoured)", set: str(&c.tracing.Endpoint)},
 		{env: "LOG_LEVEL", def: "info", usage: "debug, info, warn or error", set: str(&c.logLevel)},
+		{env: "PPROF_ADDR", usage: "serve Go's pprof profiles on this address (keep it on loopback; off when empty)", set: str(&c.pprofAddr)},
 	}
 }
 

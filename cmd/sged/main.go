@@ -9,10 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sgeplatform/sge/internal/gateway"
 	"github.com/sgeplatform/sge/telemetry"
@@ -85,6 +89,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if a := g.MetricsAddr(); a != nil {
 		attrs = append(attrs, "metricsAddr", a.String())
 	}
+	if cfg.pprofAddr != "" {
+		stopProfiles, err := serveProfiles(cfg.pprofAddr)
+		if err != nil {
+			log.Error("cannot serve profiles", "addr", cfg.pprofAddr, "err", err)
+			_ = g.Shutdown(context.Background())
+			return exitFailed
+		}
+		defer stopProfiles()
+		attrs = append(attrs, "pprofAddr", cfg.pprofAddr)
+	}
 	log.Info("listening", attrs...)
 
 	code := exitOK
@@ -114,4 +128,21 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", s)
 	}
 	return l, nil
+}
+
+// serveProfiles serves net/http/pprof on addr, for profiling a running
+// server (go tool pprof http://addr/debug/pprof/profile).
+func serveProfiles(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }
