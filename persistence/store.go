@@ -219,8 +219,10 @@ func (s *Store) checkFormat() error {
 // DB exposes the underlying Pebble database for reads and unsynced writes.
 func (s *Store) DB() *pebble.DB { return s.db }
 
-// Healthy reports whether the last commit succeeded and the store is open.
-func (s *Store) Healthy() bool { return !s.closed.Load() && !s.failed.Load() }
+// Healthy reports whether the store is open, its WAL has not failed, and
+// the last commit to finish succeeded (with several committers, "last" is
+// whichever returned most recently; a broken WAL is sticky).
+func (s *Store) Healthy() bool { return !s.closed.Load() && !s.failed.Load() && !s.broken.Load() }
 
 // Broken reports whether the write-ahead log failed for good: the process
 // must be restarted (Pebble replays the WAL on open) to serve again.
