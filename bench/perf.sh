@@ -27,12 +27,12 @@ done
 [ -n "$addr" ] || { cat "$tmp/sged.log"; exit 1; }
 load() { echo; echo "\$ sgeload $*"; "$tmp/sgeload" -url "http://$addr" -d "$D" "$@"; }
 
+# Latency at a fixed rate first, on the fresh server (set RATE to half of
+# the register run's requests/s to check the p99 target).
+load -scenario register -c 100 -xff-base 10.3.0.1 -rate "${RATE:-2500}"
 load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
 load -scenario hit -c 1000 -xff-base 10.2.0.1 -baseline
 load -scenario limited -c 100 -baseline
 load -scenario claim -c 500
-# Latency at a fixed, moderate rate (set RATE to half of the register run's
-# requests/s to check the p99 target).
-load -scenario register -c 1000 -xff-base 10.3.0.1 -rate "${RATE:-2000}"
 echo
 echo "sged RSS after the runs: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"

@@ -236,26 +236,28 @@ func TestActorMetricsRealScrape(t *testing.T) {
 	}
 }
 
-// Series that cannot exist in this build, and why. They are checked against
-// a scrape after driving telemetry.Metrics by hand in telemetry's own test.
-var notYetExported = map[string]string{
-	"sge_settlement_attempts_total": "settlement execution (issue 3) is not wired into the gateway yet",
-	"sge_settlements":               "settlement execution (issue 3) does not report settlements by status yet",
-	"sge_dead_letters":              "settlement execution (issue 3) does not report the dead-letter count yet",
-	"sge_webhook_deliveries_total":  "the commerce webhook route does not exist yet",
-}
-
 // Every metric the dashboard queries is in a scrape of the running service
 // after real traffic.
 func TestDashboardRealScrape(t *testing.T) {
-	e := sgetest.Start(t, func(c *gateway.Config) { c.Actors.RegisterPerHourIP = 1 })
+	e := startWebhooks(t, func(c *gateway.Config) {
+		c.Actors.RegisterPerHourIP = 1
+		c.Settlements.MockLatency = time.Millisecond
+	})
 	w := sgetest.Wallet()
 	e.Post(t, "/api/register", "k", registerBody(w))
 	e.Post(t, "/api/register", "k", registerBody(w))
 	e.Post(t, "/api/register", "", registerBody(sgetest.Wallet())) // 429
 	e.Post(t, "/api/claim/prepare", "c", `{"wallet":"`+w+`","amount":"5"}`)
 	e.Do(t, http.MethodGet, "/nope", "")
-	fams := scrape(t, e)
+	if r := deliver(t, e, commerceEvent(1, uuid(), "charge:confirmed", `"`+w+`"`)); r.Status != 200 {
+		t.Fatalf("webhook: %d %s", r.Status, r.Body)
+	}
+	var fams map[string]*dto.MetricFamily
+	sgetest.Eventually(t, 30*time.Second, "a settlement attempt", func() bool {
+		fams = scrape(t, e)
+		_, ok := fams["sge_settlement_attempts_total"]
+		return ok
+	})
 
 	exported := func(name string) bool {
 		if _, ok := fams[name]; ok {
@@ -276,14 +278,7 @@ func TestDashboardRealScrape(t *testing.T) {
 		t.Fatalf("only %d metric names found in the dashboard: %v", len(names), names)
 	}
 	for _, name := range names {
-		why, pending := notYetExported[name]
-		switch {
-		case exported(name) && pending:
-			t.Logf("%s is exported now; drop it from notYetExported", name)
-		case exported(name):
-		case pending:
-			t.Logf("not in the scrape yet: %s (%s)", name, why)
-		default:
+		if !exported(name) {
 			t.Errorf("the dashboard queries %s, which a real scrape does not export", name)
 		}
 	}
