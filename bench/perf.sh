@@ -27,12 +27,14 @@ done
 [ -n "$addr" ] || { cat "$tmp/sged.log"; exit 1; }
 load() { echo; echo "\$ sgeload $*"; "$tmp/sgeload" -url "http://$addr" -d "$D" "$@"; }
 
-# Latency at a fixed rate first, on the fresh server (set RATE to half of
-# the register run's requests/s to check the p99 target).
-load -scenario register -c 100 -xff-base 10.3.0.1 -rate "${RATE:-2500}"
+# Latency at fixed rates first, on the fresh server: about half of each
+# path's maximum requests/s on a 2-core machine (see the runs below).
+load -scenario register -c 100 -xff-base 10.3.0.1 -rate "${RATE_MISS:-2500}"
+load -scenario hit -c 100 -xff-base 10.4.0.1 -rate "${RATE_HIT:-7500}"
+load -scenario limited -c 100 -rate "${RATE_LIMITED:-4000}"
 load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
 load -scenario hit -c 1000 -xff-base 10.2.0.1 -baseline
-load -scenario limited -c 100 -baseline
+load -scenario limited -c 100 -baseline # 127.0.0.1's bucket, empty since the paced run
 load -scenario claim -c 500
 echo
 echo "sged RSS after the runs: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"
