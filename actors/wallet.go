@@ -28,6 +28,10 @@ type walletActor struct {
 	// received counts registry messages, for the passivation handshake.
 	received   uint64
 	passivated bool
+	// lastActive is when the actor last had work; idle is its passivation
+	// timer (see idleTick).
+	lastActive time.Time
+	idle       *time.Timer
 	buckets    walletBuckets
 	inflight   *commit
 	stash      []*Request
@@ -86,26 +90,31 @@ func (a *walletActor) Receive(ctx actor.Context) {
 	case *Request:
 		a.received++
 		start := time.Now()
+		a.lastActive = start
 		a.guard(func() { a.handle(m) })
 		a.sys.cfg.Observer.MessageHandled(kindWallet, time.Since(start))
 	case *commit:
+		a.lastActive = time.Now()
 		a.guard(func() { a.finish(m) })
 	case *purge:
 		a.received++
 		a.guard(func() { a.purge(m) })
 		a.sys.cfg.Observer.MessageHandled(kindWallet, 0)
-	case *actor.ReceiveTimeout:
-		a.maybePassivate(ctx)
+	case *idleTick:
+		a.onIdleTick(ctx)
 	case *actor.Started:
 		a.self = ctx.Self()
 		a.load()
-		ctx.SetReceiveTimeout(a.sys.cfg.IdleTimeout)
+		a.lastActive = time.Now()
+		a.armIdle(a.sys.cfg.IdleTimeout)
 		a.sys.cfg.Observer.ActorSpawned(kindWallet)
 	case *actor.Restarting:
+		a.stopIdle()
 		// The restarted instance counts itself as spawned again on Started.
 		a.sys.cfg.Observer.ActorRestarted(kindWallet)
 		a.sys.cfg.Observer.ActorStopped(kindWallet, false)
 	case *actor.Stopped:
+		a.stopIdle()
 		if !a.passivated {
 			// Stopped by its supervisor or at shutdown: let the next
 			// request spawn a fresh actor rather than reach a dead one.
@@ -154,17 +163,57 @@ func (a *walletActor) bucketsKey() []byte {
 	return a.keyBuf
 }
 
-func (a *walletActor) maybePassivate(ctx actor.Context) {
-	if a.inflight != nil || len(a.stash) > 0 {
+// idleTick asks a wallet actor whether it has been idle long enough to
+// passivate. The actor keeps its own timer rather than protoactor-go's
+// receive timeout, whose timer goroutine writes actor state the actor's own
+// goroutine reads (a data race the race detector reports).
+type idleTick struct{}
+
+var tick = &idleTick{}
+
+// armIdle makes the timer send a tick after d. The timer only sends a
+// message, so it shares no state with the actor.
+func (a *walletActor) armIdle(d time.Duration) {
+	if a.idle != nil {
+		a.idle.Reset(d)
 		return
+	}
+	self, root := a.self, a.sys.as.Root
+	a.idle = time.AfterFunc(d, func() { root.Send(self, tick) })
+}
+
+func (a *walletActor) stopIdle() {
+	if a.idle != nil {
+		a.idle.Stop()
+	}
+}
+
+// onIdleTick passivates the actor once nothing has happened for the idle
+// timeout, or sets the timer for the rest of it.
+func (a *walletActor) onIdleTick(ctx actor.Context) {
+	idle := a.sys.cfg.IdleTimeout
+	if since := time.Since(a.lastActive); since < idle {
+		a.armIdle(idle - since)
+		return
+	}
+	if !a.maybePassivate(ctx) {
+		a.armIdle(idle)
+	}
+}
+
+func (a *walletActor) maybePassivate(ctx actor.Context) bool {
+	if a.inflight != nil || len(a.stash) > 0 {
+		return false
 	}
 	// Buckets are already durable (written with every effect), so there is
 	// nothing to save: once the registry lets go, stopping loses nothing.
-	if a.sys.reg.tryPassivate(a.wallet, a.self, a.received) {
-		ctx.CancelReceiveTimeout()
-		a.passivated = true
-		ctx.Stop(a.self)
+	if !a.sys.reg.tryPassivate(a.wallet, a.self, a.received) {
+		return false
 	}
+	a.stopIdle()
+	a.passivated = true
+	ctx.Stop(a.self)
+	return true
 }
 
 func (a *walletActor) handle(r *Request) {
