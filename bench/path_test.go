@@ -18,19 +18,7 @@ import (
 func BenchmarkBaseline(b *testing.B) {
 	t := bareTarget(b)
 	defer t.close()
-	var n atomic.Uint64
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
-		for pb.Next() {
-			i := n.Add(1)
-			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
-			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
-			t.post(b, req, resp, 201)
-		}
-	})
+	runParallel(b, t, "/api/register", register, 201, nil)
 }
 
 // BenchmarkMiss is a new registration with a new key for a new wallet each
@@ -38,19 +26,7 @@ func BenchmarkBaseline(b *testing.B) {
 func BenchmarkMiss(b *testing.B) {
 	t, _ := gatewayTarget(b, nil)
 	defer t.close()
-	var n atomic.Uint64
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
-		for pb.Next() {
-			i := n.Add(1)
-			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
-			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
-			t.post(b, req, resp, 201)
-		}
-	})
+	runParallel(b, t, "/api/register", register, 201, nil)
 }
 
 // BenchmarkHit replays finished registrations: a Pebble read and the stored
@@ -61,26 +37,15 @@ func BenchmarkHit(b *testing.B) {
 	const keys = 1024
 	req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
 	for i := range uint64(keys) {
-		req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
-		req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+		register(req, i)
 		t.post(b, req, resp, 201)
 	}
-	var n atomic.Uint64
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
-		for pb.Next() {
-			i := n.Add(1) % keys
-			req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
-			req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
-			t.post(b, req, resp, 201)
+	runParallel(b, t, "/api/register", func(req *fasthttp.Request, i uint64) { register(req, i%keys) }, 201,
+		func(resp *fasthttp.Response) {
 			if string(resp.Header.Peek("X-Idempotency")) != "HIT" {
 				b.Fatal("not a HIT")
 			}
-		}
-	})
+		})
 }
 
 // BenchmarkLimited is claim/prepare over the claim-wallet quota, spread
@@ -91,21 +56,42 @@ func BenchmarkLimited(b *testing.B) {
 	const wallets = 1024
 	req, resp := newPost("/api/claim/prepare"), fasthttp.AcquireResponse()
 	for i := range uint64(wallets) {
-		req.SetBodyString(`{"wallet":"` + wallet(i) + `","amount":"1"}`)
+		claim(req, i)
 		t.post(b, req, resp, 201)
 	}
+	runParallel(b, t, "/api/claim/prepare", func(req *fasthttp.Request, i uint64) { claim(req, i%wallets) }, 429, nil)
+}
+
+// runParallel posts to path once per iteration from parallelism ×
+// GOMAXPROCS goroutines, each reusing one request and response. fill sets
+// the request up for the i'th post (counting from 1 across all goroutines);
+// each answer must have status want and, when check is not nil, pass it.
+func runParallel(b *testing.B, t *target, path string, fill func(req *fasthttp.Request, i uint64), want int, check func(*fasthttp.Response)) {
 	var n atomic.Uint64
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		req, resp := newPost("/api/claim/prepare"), fasthttp.AcquireResponse()
+		req, resp := newPost(path), fasthttp.AcquireResponse()
 		for pb.Next() {
-			i := n.Add(1) % wallets
-			req.SetBodyString(`{"wallet":"` + wallet(i) + `","amount":"1"}`)
-			t.post(b, req, resp, 429)
+			fill(req, n.Add(1))
+			t.post(b, req, resp, want)
+			if check != nil {
+				check(resp)
+			}
 		}
 	})
+}
+
+// register makes req the i'th registration: its own key, its own wallet.
+func register(req *fasthttp.Request, i uint64) {
+	req.Header.Set("Idempotency-Key", "k"+strconv.FormatUint(i, 10))
+	req.SetBodyString(`{"wallet":"` + wallet(i) + `"}`)
+}
+
+// claim makes req a claim/prepare of 1 for the i'th wallet.
+func claim(req *fasthttp.Request, i uint64) {
+	req.SetBodyString(`{"wallet":"` + wallet(i) + `","amount":"1"}`)
 }
 
 // parallelism × GOMAXPROCS clients are in flight at once: enough that the

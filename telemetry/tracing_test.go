@@ -2,80 +2,20 @@ package telemetry
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sgeplatform/sge/internal/otlptest"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/goleak"
-	"google.golang.org/protobuf/proto"
 )
-
-// receiver is a minimal OTLP/HTTP trace collector.
-type receiver struct {
-	srv *httptest.Server
-	mu  struct {
-		sync.Mutex
-		paths    []string
-		spans    map[string]*tracepb.Span // by name
-		services []string
-	}
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.mu.spans = map[string]*tracepb.Span{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var body io.Reader = req.Body
-		if req.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(req.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
-		}
-		b, err := io.ReadAll(body)
-		var msg coltracepb.ExportTraceServiceRequest
-		if err == nil {
-			err = proto.Unmarshal(b, &msg)
-		}
-		if err != nil || req.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		r.mu.paths = append(r.mu.paths, req.URL.Path)
-		for _, rs := range msg.GetResourceSpans() {
-			for _, a := range rs.GetResource().GetAttributes() {
-				if a.GetKey() == "service.name" {
-					r.mu.services = append(r.mu.services, a.GetValue().GetStringValue())
-				}
-			}
-			for _, ss := range rs.GetScopeSpans() {
-				for _, s := range ss.GetSpans() {
-					r.mu.spans[s.GetName()] = s
-				}
-			}
-		}
-		r.mu.Unlock()
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(out)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
 
 func TestTracingExportsSpans(t *testing.T) {
 	t.Setenv("OTEL_SERVICE_NAME", "") // the default under test, not the environment's
@@ -84,8 +24,8 @@ func TestTracingExportsSpans(t *testing.T) {
 		{"full traces URL", "/collector/v1/traces", "/collector/v1/traces"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			rcv := newReceiver(t)
-			tp, shutdown, err := StartTracing(context.Background(), TracingConfig{Enabled: true, Endpoint: rcv.srv.URL + tt.suffix})
+			rcv := otlptest.NewReceiver(t)
+			tp, shutdown, err := StartTracing(context.Background(), TracingConfig{Enabled: true, Endpoint: rcv.URL() + tt.suffix})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,17 +62,18 @@ func TestTracingExportsSpans(t *testing.T) {
 				t.Fatalf("second shutdown: %v", err)
 			}
 
-			rcv.mu.Lock()
-			defer rcv.mu.Unlock()
-			for _, p := range rcv.mu.paths {
+			for _, p := range rcv.Paths() {
 				if p != tt.wantPath {
 					t.Errorf("export to %s, want %s", p, tt.wantPath)
 				}
 			}
-			if len(rcv.mu.services) == 0 || rcv.mu.services[0] != "sged" {
-				t.Errorf("service.name = %v, want sged", rcv.mu.services)
+			if services := rcv.ServiceNames(); len(services) == 0 || services[0] != "sged" {
+				t.Errorf("service.name = %v, want sged", services)
 			}
-			spans := rcv.mu.spans
+			spans := map[string]*tracepb.Span{} // by name; each is started once
+			for _, s := range rcv.Spans() {
+				spans[s.GetName()] = s
+			}
 			for _, name := range []string{"POST /api/claim/record", "wallet.step", "pebble.commit", "settlement.attempt"} {
 				if spans[name] == nil {
 					t.Fatalf("span %q not exported; got %v", name, spans)

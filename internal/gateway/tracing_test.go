@@ -2,91 +2,28 @@ package gateway_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/hex"
-	"github.com/sgeplatform/sge/actors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sgeplatform/sge/actors"
 	"github.com/sgeplatform/sge/internal/gateway"
+	"github.com/sgeplatform/sge/internal/otlptest"
 	"github.com/sgeplatform/sge/internal/sgetest"
 	"github.com/sgeplatform/sge/telemetry"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 )
-
-// otlpReceiver is a minimal OTLP/HTTP trace collector: it keeps every span
-// it is sent.
-type otlpReceiver struct {
-	srv *httptest.Server
-	mu  struct {
-		sync.Mutex
-		spans []*tracepb.Span
-	}
-}
-
-func newOTLPReceiver(t testing.TB) *otlpReceiver {
-	r := &otlpReceiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var body io.Reader = req.Body
-		if req.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(req.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
-		}
-		b, err := io.ReadAll(body)
-		var msg coltracepb.ExportTraceServiceRequest
-		if err == nil {
-			err = proto.Unmarshal(b, &msg)
-		}
-		if err != nil || req.URL.Path != "/v1/traces" {
-			http.Error(w, "bad export", http.StatusBadRequest)
-			return
-		}
-		r.mu.Lock()
-		for _, rs := range msg.GetResourceSpans() {
-			for _, ss := range rs.GetScopeSpans() {
-				r.mu.spans = append(r.mu.spans, ss.GetSpans()...)
-			}
-		}
-		r.mu.Unlock()
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.Write(out)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// named returns the spans called name.
-func (r *otlpReceiver) named(name string) []*tracepb.Span {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*tracepb.Span
-	for _, s := range r.mu.spans {
-		if s.GetName() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // startTraced runs the service with tracing on, exporting to a fresh
 // receiver; flush shuts the provider down, exporting every span ended so far.
-func startTraced(t *testing.T) (e *sgetest.Env, rcv *otlpReceiver, flush func()) {
-	rcv = newOTLPReceiver(t)
-	tp, shutdown, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{Enabled: true, Endpoint: rcv.srv.URL})
+func startTraced(t *testing.T) (e *sgetest.Env, rcv *otlptest.Receiver, flush func()) {
+	rcv = otlptest.NewReceiver(t)
+	tp, shutdown, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{Enabled: true, Endpoint: rcv.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,9 +53,9 @@ func TestTracingSpans(t *testing.T) {
 	e.Do(t, http.MethodGet, "/api/settlements/"+settlementID, "")
 	flush()
 
-	reqs := rcv.named("POST /api/register")
-	steps := rcv.named("wallet.step")
-	commits := rcv.named("pebble.commit")
+	reqs := rcv.Named("POST /api/register")
+	steps := rcv.Named("wallet.step")
+	commits := rcv.Named("pebble.commit")
 	if len(reqs) != 1 || len(steps) != 1 || len(commits) != 1 {
 		t.Fatalf("spans: %d request, %d step, %d commit; want one each", len(reqs), len(steps), len(commits))
 	}
@@ -147,7 +84,7 @@ func TestTracingSpans(t *testing.T) {
 	}
 
 	// The route template names the GET, not the id.
-	if got := rcv.named("GET /api/settlements/{id}"); len(got) != 1 {
+	if got := rcv.Named("GET /api/settlements/{id}"); len(got) != 1 {
 		t.Errorf("%d spans named GET /api/settlements/{id}", len(got))
 	}
 
@@ -163,11 +100,11 @@ func TestTracingRootSpan(t *testing.T) {
 	e, rcv, flush := startTraced(t)
 	e.Post(t, "/api/claim/prepare", "", `{"wallet":"`+sgetest.Wallet()+`","amount":"5"}`)
 	flush()
-	reqs := rcv.named("POST /api/claim/prepare")
+	reqs := rcv.Named("POST /api/claim/prepare")
 	if len(reqs) != 1 || len(reqs[0].ParentSpanId) != 0 {
 		t.Fatalf("request spans %v, want one root", reqs)
 	}
-	if s := rcv.named("wallet.step"); len(s) != 1 || !bytes.Equal(s[0].ParentSpanId, reqs[0].SpanId) {
+	if s := rcv.Named("wallet.step"); len(s) != 1 || !bytes.Equal(s[0].ParentSpanId, reqs[0].SpanId) {
 		t.Fatal("wallet.step not under the request span")
 	}
 }
@@ -214,8 +151,8 @@ func TestTracingOffStartsNoExporter(t *testing.T) {
 // created the settlement (its child, with a link to it), and the real
 // backend receives that span's traceparent.
 func TestSettlementAttemptSpanJoinsRequestTrace(t *testing.T) {
-	rcv := newOTLPReceiver(t)
-	tp, shutdown, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{Enabled: true, Endpoint: rcv.srv.URL})
+	rcv := otlptest.NewReceiver(t)
+	tp, shutdown, err := telemetry.StartTracing(context.Background(), telemetry.TracingConfig{Enabled: true, Endpoint: rcv.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +183,7 @@ func TestSettlementAttemptSpanJoinsRequestTrace(t *testing.T) {
 	if err := shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reqs, attempts := rcv.named("POST /api/register"), rcv.named("settlement.attempt")
+	reqs, attempts := rcv.Named("POST /api/register"), rcv.Named("settlement.attempt")
 	if len(reqs) != 1 || len(attempts) != 1 {
 		t.Fatalf("%d request spans, %d attempt spans; want one each", len(reqs), len(attempts))
 	}
