@@ -155,11 +155,14 @@ func (g *Gateway) Listen() (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: listen on %s: %w", g.cfg.Transport.Addr, err)
 	}
-	if g.cfg.MetricsAddr != "" {
+	if g.cfg.MetricsAddr != "" && g.Registry != nil {
 		if g.metricsLn, err = net.Listen("tcp", g.cfg.MetricsAddr); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("gateway: listen for metrics on %s: %w", g.cfg.MetricsAddr, err)
 		}
+	}
+	if g.metricsLn != nil {
+		g.metricsSrv = &fasthttp.Server{Handler: telemetry.Handler(g.Registry), NoDefaultServerHeader: true}
 	}
 	return ln, nil
 }
@@ -175,15 +178,17 @@ func (g *Gateway) MetricsAddr() net.Addr {
 
 // Serve marks the service ready and serves on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	errc := make(chan error, 2)
-	if g.metricsLn != nil {
-		g.metricsSrv = &fasthttp.Server{Handler: telemetry.Handler(g.Registry), NoDefaultServerHeader: true}
-		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
-	}
-	go func() { errc <- g.Server.Serve(ln) }()
+	// Everything behind the listener is up already, so the service is ready
+	// before it serves: a probe answered by the new server never sees it
+	// half started.
 	g.Settlements.Start()
 	g.Server.SetReady(true)
 	g.Metrics.SetReady(true)
+	errc := make(chan error, 2)
+	if g.metricsSrv != nil {
+		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
+	}
+	go func() { errc <- g.Server.Serve(ln) }()
 	return <-errc
 }
 
