@@ -72,18 +72,17 @@ func (p *pendingKeys) has(key []byte) bool {
 	return ok
 }
 
-type replayBuf struct{ key, val []byte }
+type replayBuf struct{ val []byte }
 
 var replayPool = sync.Pool{New: func() any { return new(replayBuf) }}
 
-// replay answers r from its durable idempotency record, if it has one that
-// matches; it reports whether it did.
+// replay answers r from its durable idempotency record (r.recordKey), if it
+// has one that matches; it reports whether it did.
 func (s *System) replay(r *Request) bool {
 	buf := replayPool.Get().(*replayBuf)
 	defer replayPool.Put(buf)
-	buf.key = persistence.AppendIdempotencyKey(buf.key[:0], r.Wallet, r.Op.scope(), r.Key)
 	r.readEpoch = s.passivations.Load()
-	v, err := s.store.Get(buf.val[:0], buf.key)
+	v, err := s.store.Get(buf.val[:0], r.recordKey)
 	buf.val = v[:0]
 	if err != nil {
 		r.absent = errors.Is(err, persistence.ErrNotFound)
@@ -93,7 +92,7 @@ func (s *System) replay(r *Request) bool {
 	if persistence.DecodeIdempotency(v, &rec) != nil ||
 		rec.ExpiresAt <= s.now().UnixNano() ||
 		rec.Fingerprint != r.Fingerprint ||
-		s.pending.has(buf.key) {
+		s.pending.has(r.recordKey) {
 		return false
 	}
 	r.Status, r.Problem, r.Idempotency = rec.Status, rec.Problem, IdemHit
@@ -121,14 +120,7 @@ func (s *System) refuseEarly(r *Request) bool {
 		return false
 	}
 	if len(r.Key) > 0 {
-		if !r.absent {
-			return false
-		}
-		buf := replayPool.Get().(*replayBuf)
-		buf.key = persistence.AppendIdempotencyKey(buf.key[:0], r.Wallet, r.Op.scope(), r.Key)
-		pending := s.pending.has(buf.key)
-		replayPool.Put(buf)
-		if pending {
+		if !r.absent || s.pending.has(r.recordKey) {
 			return false
 		}
 		s.cfg.Observer.Idempotency(r.Op.Route(), "miss")

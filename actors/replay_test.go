@@ -54,6 +54,7 @@ func TestReplaySkipsRecordsInFlight(t *testing.T) {
 	}
 	probe := NewRequest()
 	probe.Op, probe.Wallet, probe.Key, probe.Fingerprint = OpRegister, []byte(w), []byte("k"), first.Fingerprint
+	probe.recordKey = persistence.AppendIdempotencyKey(nil, probe.Wallet, OpRegister.scope(), probe.Key)
 	if !sys.replay(probe) || string(probe.Body) != string(first.Body) {
 		t.Fatal("durable record not replayed directly")
 	}
@@ -97,6 +98,7 @@ func TestRefuseEarly(t *testing.T) {
 	probe.Op, probe.Wallet, probe.Key = OpRegister, []byte(wallet(101)), []byte("k")
 	probe.IP, probe.absent = netip.MustParseAddr("192.0.2.1"), true
 	key := persistence.AppendIdempotencyKey(nil, probe.Wallet, OpRegister.scope(), probe.Key)
+	probe.recordKey = key
 	sys.pending.add(key)
 	if sys.refuseEarly(probe) {
 		t.Fatal("a pending key was refused early")

@@ -98,6 +98,9 @@ type Request struct {
 	// Limited is the index in Limits of the policy that refused, or -1.
 	Limited int
 
+	// recordKey is the key of Key's idempotency record, built once in Do
+	// for the direct replay, the early refusal and the actor's lookup.
+	recordKey []byte
 	// absent, readEpoch and spawnEpoch let a fresh actor trust the direct
 	// replay's miss; see replay.go.
 	absent     bool
@@ -139,6 +142,7 @@ func NewRequest() *Request {
 	r.Idempotency = IdemNone
 	r.NLimits = 0
 	r.Limited = -1
+	r.recordKey = r.recordKey[:0]
 	r.absent, r.freshActor = false, false
 	return r
 }

@@ -159,8 +159,11 @@ func (s *System) Do(r *Request) error {
 	}
 	// Webhook deliveries dedupe on a global record inside the actor step,
 	// so only the API's idempotency records are replayed directly.
-	if r.Op != OpWebhook && len(r.Key) > 0 && s.replay(r) {
-		return nil
+	if r.Op != OpWebhook && len(r.Key) > 0 {
+		r.recordKey = persistence.AppendIdempotencyKey(r.recordKey[:0], r.Wallet, r.Op.scope(), r.Key)
+		if s.replay(r) {
+			return nil
+		}
 	}
 	if s.refuseEarly(r) {
 		return nil

@@ -247,7 +247,6 @@ func (a *walletActor) process(r *Request) {
 	now := a.sys.now()
 	nowNano := now.UnixNano()
 	hasKey := len(r.Key) > 0
-	var idemKey []byte
 	// The direct replay found no record, this request spawned the actor and
 	// no actor passivated in between: no actor of this wallet existed since
 	// that read, so the record is still absent.
@@ -256,8 +255,7 @@ func (a *walletActor) process(r *Request) {
 		r.Idempotency = IdemMiss
 		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	} else if hasKey {
-		idemKey = persistence.AppendIdempotencyKey(a.keyBuf[:0], a.walletB, r.Op.scope(), r.Key)
-		v, err := a.sys.store.Get(a.valBuf[:0], idemKey)
+		v, err := a.sys.store.Get(a.valBuf[:0], r.recordKey)
 		a.valBuf = v[:0]
 		switch {
 		case err == nil:
@@ -288,9 +286,11 @@ func (a *walletActor) process(r *Request) {
 	// the key is pending: no direct replay and no early 429 for it (see
 	// replay.go). It is marked before any token is spent, so a request that
 	// finds a bucket empty also finds every key that spent from it pending.
+	// The actor keeps its own copy: after a panic (guard) the request is
+	// answered and recycled while its commit may still return.
 	var recKey []byte
 	if hasKey {
-		recKey = persistence.AppendIdempotencyKey(nil, a.walletB, r.Op.scope(), r.Key)
+		recKey = bytes.Clone(r.recordKey)
 		a.sys.pending.add(recKey)
 	}
 
@@ -351,7 +351,7 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 		if d := wp.Peek(a.buckets.register, now); !d.Allowed {
 			r.addLimit(wp, d)
 			obs.RateLimit(wp.Name, false)
-			a.limited(r)
+			limited(r)
 			return false, false
 		}
 		ip := a.sys.registerIP
@@ -359,7 +359,7 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 		r.addLimit(ip.Policy(), d)
 		obs.RateLimit(PolicyRegisterIP, d.Allowed)
 		if !d.Allowed {
-			a.limited(r)
+			limited(r)
 			return false, false
 		}
 		r.addLimit(wp, wp.Take(&a.buckets.register, now))
@@ -371,7 +371,7 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 		r.addLimit(p, d)
 		obs.RateLimit(p.Name, d.Allowed)
 		if !d.Allowed {
-			a.limited(r)
+			limited(r)
 			return false, false
 		}
 	}
@@ -380,8 +380,6 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 
 // limited turns r into a 429 naming the policy last added to r.Limits. A
 // 429 is not stored, so it carries no X-Idempotency.
-func (a *walletActor) limited(r *Request) { limited(r) }
-
 func limited(r *Request) {
 	r.Idempotency = IdemNone
 	r.Limited = r.NLimits - 1
