@@ -48,15 +48,8 @@ func (a *walletActor) register(r *Request, b *pebble.Batch, now time.Time, c *co
 		return err
 	}
 	r.Status = 201
-	body := append(r.Body[:0], '{')
-	body = jsonw.AppendField(body, "registrationId")
-	body = jsonw.AppendString(body, reg.ID)
-	body = jsonw.AppendField(body, "wallet")
-	body = jsonw.AppendString(body, a.wallet)
-	body = jsonw.AppendField(body, "settlementId")
-	body = jsonw.AppendString(body, st.ID)
-	body = jsonw.AppendField(body, "status")
-	body = jsonw.AppendString(body, st.Status)
+	body := jsonw.AppendStrings(append(r.Body[:0], '{'),
+		"registrationId", reg.ID, "wallet", a.wallet, "settlementId", st.ID, "status", st.Status)
 	body = jsonw.AppendField(body, "createdAt")
 	body = jsonw.AppendTime(body, now)
 	r.Body = append(body, '}')
@@ -91,19 +84,9 @@ func (a *walletActor) prepare(r *Request, b *pebble.Batch, now time.Time) error 
 		return err
 	}
 	r.Status = 201
-	body := append(r.Body[:0], '{')
-	body = jsonw.AppendField(body, "claimId")
-	body = jsonw.AppendString(body, cl.ID)
-	body = jsonw.AppendField(body, "wallet")
-	body = jsonw.AppendString(body, cl.Wallet)
-	body = jsonw.AppendField(body, "amount")
-	body = jsonw.AppendString(body, cl.Amount)
-	body = jsonw.AppendField(body, "nonce")
-	body = jsonw.AppendString(body, cl.Nonce)
-	body = jsonw.AppendField(body, "expiresAt")
-	body = jsonw.AppendString(body, expires)
-	body = jsonw.AppendField(body, "signature")
-	body = jsonw.AppendString(body, cl.Signature)
+	body := jsonw.AppendStrings(append(r.Body[:0], '{'),
+		"claimId", cl.ID, "wallet", cl.Wallet, "amount", cl.Amount,
+		"nonce", cl.Nonce, "expiresAt", expires, "signature", cl.Signature)
 	r.Body = append(body, '}')
 	return nil
 }
@@ -153,17 +136,9 @@ func (a *walletActor) record(r *Request, b *pebble.Batch, now time.Time, c *comm
 
 func (a *walletActor) recordAnswer(r *Request, cl *persistence.Claim, status string) {
 	r.Status, r.Problem = 201, false
-	body := append(r.Body[:0], '{')
-	body = jsonw.AppendField(body, "claimId")
-	body = jsonw.AppendString(body, cl.ID)
-	body = jsonw.AppendField(body, "wallet")
-	body = jsonw.AppendString(body, cl.Wallet)
-	body = jsonw.AppendField(body, "txHash")
-	body = jsonw.AppendString(body, cl.TxHash)
-	body = jsonw.AppendField(body, "settlementId")
-	body = jsonw.AppendString(body, cl.SettlementID)
-	body = jsonw.AppendField(body, "status")
-	body = jsonw.AppendString(body, status)
+	body := jsonw.AppendStrings(append(r.Body[:0], '{'),
+		"claimId", cl.ID, "wallet", cl.Wallet, "txHash", cl.TxHash,
+		"settlementId", cl.SettlementID, "status", status)
 	r.Body = append(body, '}')
 }
 

@@ -113,14 +113,9 @@ func (s *System) putWebhookRecord(b *pebble.Batch, id string, rec *persistence.W
 func webhookAnswer(r *Request, result, settlementID string) {
 	r.Webhook.Result = result
 	r.Status, r.Problem, r.Idempotency = 200, false, IdemNone
-	body := append(r.Body[:0], '{')
-	body = jsonw.AppendField(body, "eventId")
-	body = jsonw.AppendString(body, r.Webhook.ID)
-	body = jsonw.AppendField(body, "result")
-	body = jsonw.AppendString(body, result)
+	body := jsonw.AppendStrings(append(r.Body[:0], '{'), "eventId", r.Webhook.ID, "result", result)
 	if settlementID != "" {
-		body = jsonw.AppendField(body, "settlementId")
-		body = jsonw.AppendString(body, settlementID)
+		body = jsonw.AppendStrings(body, "settlementId", settlementID)
 	}
 	r.Body = append(body, '}')
 }

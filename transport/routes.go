@@ -315,10 +315,7 @@ func (s *Server) settlement(ctx *fasthttp.RequestCtx) {
 // AppendSettlement renders a settlement as the API shows it.
 func AppendSettlement(b []byte, st *persistence.Settlement) []byte {
 	b = append(b, '{')
-	for _, f := range [][2]string{{"id", st.ID}, {"kind", st.Kind}, {"wallet", st.Wallet}, {"status", st.Status}} {
-		b = jsonw.AppendField(b, f[0])
-		b = jsonw.AppendString(b, f[1])
-	}
+	b = jsonw.AppendStrings(b, "id", st.ID, "kind", st.Kind, "wallet", st.Wallet, "status", st.Status)
 	b = jsonw.AppendField(b, "attempts")
 	b = strconv.AppendInt(b, int64(st.Attempts), 10)
 	b = jsonw.AppendField(b, "nextAttemptAt")

@@ -57,3 +57,13 @@ func AppendField(dst []byte, name string) []byte {
 	dst = append(dst, name...)
 	return append(dst, '"', ':')
 }
+
+// AppendStrings appends `"name":"value"` for each name, value pair, each
+// through AppendField, so it continues an object as AppendField does.
+func AppendStrings(dst []byte, pairs ...string) []byte {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		dst = AppendField(dst, pairs[i])
+		dst = AppendString(dst, pairs[i+1])
+	}
+	return dst
+}
