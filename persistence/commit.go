@@ -130,7 +130,8 @@ func (c *committer) commitGroup(group []pending) {
 	}
 	if err != nil {
 		if !errors.Is(err, ErrUnavailable) {
-			err = errorsJoinUnavailable(err)
+			// Callers answer 503 on ErrUnavailable; Pebble's cause stays for the log.
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		c.s.failed.Store(true)
 		c.s.cfg.Logger.Error("commit failed", "component", "persistence", "batches", len(group), "err", err)
