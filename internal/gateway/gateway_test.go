@@ -190,9 +190,8 @@ func TestGracefulRestartKeepsState(t *testing.T) {
 	e := sgetest.Start(t, nil)
 	w := sgetest.Wallet()
 	first := e.Post(t, "/api/register", "restart", registerBody(w))
-	for i := range 4 {
+	for range 4 {
 		e.Post(t, "/api/register", "", registerBody(sgetest.Wallet()))
-		_ = i
 	}
 	e = e.Restart(t)
 	again := e.Post(t, "/api/register", "restart", registerBody(w))
