@@ -15,7 +15,7 @@ import (
 type registry struct {
 	sys    *System
 	shards [256]registryShard
-	// n counts live entries, for the MaxLiveWallets cap.
+	// n counts live entries: the MaxLiveWallets cap and LiveWallets.
 	n atomic.Int64
 }
 
@@ -95,10 +95,16 @@ func (r *registry) tryPassivate(wallet string, pid *actor.PID, received uint64) 
 	if e == nil || e.pid != pid || e.sent != received {
 		return false
 	}
+	r.removeLocked(sh, wallet)
+	return true
+}
+
+// removeLocked drops the wallet's entry; every removal goes through here so
+// the live count and the passivation epoch (see replay.go) stay exact.
+func (r *registry) removeLocked(sh *registryShard, wallet string) {
 	r.sys.passivations.Add(1)
 	delete(sh.wallets, wallet)
 	r.n.Add(-1)
-	return true
 }
 
 // forget removes the wallet's entry if it still points at pid, a stopped
@@ -107,23 +113,13 @@ func (r *registry) forget(wallet string, pid *actor.PID) {
 	sh := r.shard([]byte(wallet))
 	sh.mu.Lock()
 	if e := sh.wallets[wallet]; e != nil && e.pid == pid {
-		r.sys.passivations.Add(1)
-		delete(sh.wallets, wallet)
+		r.removeLocked(sh, wallet)
 	}
 	sh.mu.Unlock()
 }
 
 // live returns the number of live wallet actors.
-func (r *registry) live() int {
-	n := 0
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		n += len(sh.wallets)
-		sh.mu.Unlock()
-	}
-	return n
-}
+func (r *registry) live() int { return int(r.n.Load()) }
 
 // drain removes every entry and returns the PIDs, for shutdown.
 func (r *registry) drain() []*actor.PID {
@@ -132,10 +128,8 @@ func (r *registry) drain() []*actor.PID {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		for w, e := range sh.wallets {
-			r.sys.passivations.Add(1)
 			pids = append(pids, e.pid)
-			delete(sh.wallets, w)
-			r.n.Add(-1)
+			r.removeLocked(sh, w)
 		}
 		sh.mu.Unlock()
 	}

@@ -117,3 +117,22 @@ func TestRefuseEarly(t *testing.T) {
 func wallet(i int) string {
 	return fmt.Sprintf("0x%040x", i+1)
 }
+
+// Every way out of the registry keeps the live count, which the
+// MaxLiveWallets cap reads, exact: here an actor its supervisor stopped.
+func TestForgetKeepsLiveCount(t *testing.T) {
+	sys := newTestSystem(t)
+	w := wallet(7)
+	register(sys, w, "k")
+	if sys.LiveWallets() != 1 {
+		t.Fatalf("%d live wallets after one register", sys.LiveWallets())
+	}
+	sh := sys.reg.shard([]byte(w))
+	sh.mu.Lock()
+	pid := sh.wallets[w].pid
+	sh.mu.Unlock()
+	sys.reg.forget(w, pid)
+	if n := sys.LiveWallets(); n != 0 {
+		t.Fatalf("%d live wallets after the stopped actor was forgotten", n)
+	}
+}
