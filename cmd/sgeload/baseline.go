@@ -1,9 +1,14 @@
 package main
 
 import (
-	"context"
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
 	"net"
-	"time"
+	"os"
+	"os/exec"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -13,38 +18,83 @@ import (
 var baselineAnswer = []byte(`{"registrationId":"01JZ8Q3W5Y6R7T8V9X0A1B2C3D","wallet":"0x00000000000000000000000000000000000000aa",` +
 	`"settlementId":"01JZ8Q3W5Y6R7T8V9X0A1B2C3E","status":"pending","createdAt":"2026-01-01T00:00:00Z"}`)
 
-// baselineServer is a bare fasthttp server on 127.0.0.1:0: the ceiling of this machine
-// and this client, measured in the same run as the real server.
+// baselineEnv set to 1 makes an sgeload process the bare baseline server
+// instead of a load generator (see startBaseline).
+const baselineEnv = "SGELOAD_BASELINE_SERVER"
+
+// baselineServer is a bare fasthttp server on 127.0.0.1:0: the ceiling of this
+// machine and this client, measured in the same run as the real server.
+//
+// It runs in a child process, as sged does. Inside the load generator's own
+// process, client and server would share one Go scheduler and hand requests
+// over without the cross-process wake-ups a real server pays for; on 2 cores
+// that ceiling was about twice what any separate server process reached.
 type baselineServer struct {
-	addr string
-	srv  *fasthttp.Server
-	done chan struct{}
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.Closer // closing it tells the child to stop
 }
 
+// startBaseline starts this executable again as the baseline server and
+// waits for the address it listens on.
 func startBaseline() (*baselineServer, error) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	b := &baselineServer{addr: ln.Addr().String(), done: make(chan struct{}), srv: &fasthttp.Server{
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), baselineEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b := &baselineServer{cmd: cmd, stdin: stdin}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if b.addr = strings.TrimSpace(line); err != nil || b.addr == "" {
+		b.close()
+		return nil, fmt.Errorf("sgeload: the baseline server did not start (%v)", err)
+	}
+	return b, nil
+}
+
+// close stops the child and waits for it.
+func (b *baselineServer) close() {
+	_ = b.stdin.Close()
+	_ = b.cmd.Wait()
+}
+
+// serveBaseline is the child's side: it prints its address, then serves until
+// its standard input closes (the parent closed it, or died).
+func serveBaseline() error {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusCreated)
 			ctx.SetContentType("application/json")
 			ctx.SetBody(baselineAnswer)
 		},
 		NoDefaultServerHeader: true,
-	}}
+	}
 	go func() {
-		defer close(b.done)
-		_ = b.srv.Serve(ln)
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = ln.Close()
 	}()
-	return b, nil
-}
-
-// close stops the server and waits for it; connections left open get 5s to go idle.
-func (b *baselineServer) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = b.srv.ShutdownWithContext(ctx)
-	<-b.done
+	if _, err := fmt.Println(ln.Addr()); err != nil {
+		return err
+	}
+	if err := srv.Serve(ln); !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
