@@ -4,6 +4,7 @@
 package persistence
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -45,7 +46,10 @@ type Config struct {
 	// FS is the filesystem Pebble runs on. Default vfs.Default; tests inject
 	// vfs.NewMem() or an errorfs to exercise storage faults.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache size. Default 64 MiB.
+	// CacheBytes is Pebble's block cache size. Default 256 MiB. Pebble
+	// reserves every memtable's size from it (up to two or three of them
+	// under load), so it must be well above MemTableBytes: at 64 MiB beside
+	// 32 MiB memtables no block stayed cached and every read went to disk.
 	CacheBytes int64
 	// MemTableBytes is Pebble's memtable size. Default 32 MiB: large enough
 	// that bursts of small effect batches flush rarely (fewer L0 tables for
@@ -68,7 +72,7 @@ func (c *Config) EnsureDefaults() {
 		c.FS = vfs.Default
 	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = 64 << 20
+		c.CacheBytes = 256 << 20
 	}
 	if c.MemTableBytes == 0 {
 		c.MemTableBytes = 32 << 20
@@ -123,6 +127,7 @@ func Open(cfg Config) (*Store, error) {
 	defer cache.Unref()
 	opts := &pebble.Options{
 		FS:                 cfg.FS,
+		Comparer:           &comparer,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
@@ -130,10 +135,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
-	// from one block per table instead of a seek.
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	// from one block per table instead of a seek. One entry is enough: Pebble
+	// derives every deeper level from the last one given.
+	opts.Levels = []pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}}
 	if err := checkPointers(cfg.FS, cfg.Dir); err != nil {
 		return nil, err
 	}
@@ -149,6 +153,12 @@ func Open(cfg Config) (*Store, error) {
 	s.commit = newCommitter(s)
 	return s, nil
 }
+
+var comparer = func() pebble.Comparer {
+	c := *pebble.DefaultComparer
+	c.Split = func(a []byte) int { return len(a) }
+	return c
+}()
 
 // openPebble is pebble.Open with its panics turned into errors: v1.1.5
 // panics on some damaged directories (e.g. a WAL without its MANIFEST
@@ -239,20 +249,34 @@ func (s *Store) usable() error {
 	return nil
 }
 
+// getOptions is shared by every Get; Pebble copies it into each iterator.
+var getOptions = pebble.IterOptions{UseL6Filters: true}
+
 // Get copies the value of key into dst and returns it; ErrNotFound when absent.
+//
+// Most lookups on the request path are for keys that do not exist. Pebble's
+// own Get skips the bloom filters of the bottom level (L6), where nearly all
+// data of a small store lives, and so seeks index and data blocks there for
+// every absent key; a prefix seek with UseL6Filters asks the filter first
+// (BenchmarkGetAbsent: about 4 times faster, and as fast for present keys).
 func (s *Store) Get(dst, key []byte) ([]byte, error) {
 	if err := s.usable(); err != nil {
 		return dst, err
 	}
-	v, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return dst, ErrNotFound
-	}
+	it, err := s.db.NewIter(&getOptions)
 	if err != nil {
 		return dst, fmt.Errorf("persistence: get: %w", err)
 	}
-	dst = append(dst, v...)
-	closer.Close()
+	found := it.SeekPrefixGE(key) && bytes.Equal(it.Key(), key)
+	if found {
+		dst = append(dst, it.Value()...)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return dst, fmt.Errorf("persistence: get: %w", err)
+	}
+	if !found {
+		return dst, ErrNotFound
+	}
 	return dst, nil
 }
 
