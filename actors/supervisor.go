@@ -44,7 +44,9 @@ type Supervisor struct {
 	obs     Observer
 	log     *slog.Logger
 	parent  *actor.PID
-	tracer  trace.Tracer // nil when tracing is off
+	// dispatcher runs the settlement actors.
+	dispatcher *workerDispatcher
+	tracer     trace.Tracer // nil when tracing is off
 
 	sem chan struct{} // one token per backend call in flight
 	// slotCtx aborts attempts still waiting for a token; callCtx aborts the
@@ -121,6 +123,7 @@ func NewSupervisor(cfg SettlementConfig, store *persistence.Store, as *actor.Act
 		stop:      make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
+	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
@@ -212,7 +215,8 @@ func (s *Supervisor) start(id, wallet string) bool {
 
 func (s *Supervisor) receiveParent(ctx actor.Context) {
 	if e, ok := ctx.Message().(*liveSettlement); ok {
-		pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &settlementActor{sup: s, e: e} }))
+		pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &settlementActor{sup: s, e: e} },
+			actor.WithDispatcher(s.dispatcher)))
 		s.mu.Lock()
 		e.pid = pid
 		s.mu.Unlock()

@@ -54,6 +54,7 @@ type System struct {
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
 	pending        pendingKeys
+	dispatcher     *workerDispatcher // runs the wallet actors
 	// passivations counts wallet actors removed from the registry.
 	passivations atomic.Uint64
 
@@ -88,6 +89,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
+	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
 	s.reg.init(s)
 	s.pending.init()
 	for _, op := range []Op{OpRegister, OpClaimPrepare, OpClaimRecord} {
@@ -197,7 +199,8 @@ func (s *System) spawnWallet(wallet string) *actor.PID {
 	// guardian, which restarts the actor, reloading it from Pebble, and
 	// stops it after ten restarts in ten seconds, when it leaves the
 	// registry (walletActor.Receive, *actor.Stopped).
-	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet) })
+	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet) },
+		actor.WithDispatcher(s.dispatcher))
 	return s.as.Root.Spawn(props)
 }
 
