@@ -160,7 +160,7 @@ func (a *walletActor) putSettlement(b *pebble.Batch, st *persistence.Settlement,
 	if err := PutSettlement(b, st, st.CreatedAt); err != nil {
 		return err
 	}
-	c.created = append(c.created, st.ID)
+	c.created = append(c.created, st)
 	return nil
 }
 

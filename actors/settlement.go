@@ -119,7 +119,11 @@ func (a *settlementActor) resume() {
 	if a.e.awaiting.Load() {
 		return // the previous incarnation's attempt reports here
 	}
-	st, err := readSettlement(a.sup.store, a.e.id)
+	st, err := a.e.created, error(nil)
+	a.e.created = nil // a restarted actor reads what the store holds
+	if st == nil {
+		st, err = readSettlement(a.sup.store, a.e.id)
+	}
 	if err != nil {
 		if !errors.Is(err, persistence.ErrNotFound) {
 			a.sup.log.Error("load settlement", "id", a.e.id, "err", err)

@@ -87,6 +87,10 @@ type Supervisor struct {
 // started.
 type liveSettlement struct {
 	id, wallet string
+	// created is the record as its creator committed it, for the actor's
+	// first start to take instead of reading it back; nil when the
+	// settlement comes from the store. Only the actor touches it.
+	created *persistence.Settlement
 	// awaiting is set while an attempt's result has not been handled; only
 	// the actor (any incarnation, one at a time) touches it.
 	awaiting atomic.Bool
@@ -163,9 +167,9 @@ func (s *Supervisor) Start() {
 
 // Created is told about a new durable settlement (System.OnSettlementCreated)
 // and starts it.
-func (s *Supervisor) Created(id, wallet string) {
+func (s *Supervisor) Created(st *persistence.Settlement) {
 	s.unfinished.Add(1)
-	s.start(id, wallet)
+	s.start(st.ID, st.Wallet, st)
 }
 
 // Counts reports settlements by status for telemetry: pending and running
@@ -193,7 +197,8 @@ func (s *Supervisor) Live() int {
 
 // start spawns an actor for the settlement unless one is live. It refuses
 // when shutting down or past MaxLive; the settlement then waits in g/due.
-func (s *Supervisor) start(id, wallet string) bool {
+// created is the new record as committed, or nil to read it from the store.
+func (s *Supervisor) start(id, wallet string, created *persistence.Settlement) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.stopped {
@@ -206,7 +211,7 @@ func (s *Supervisor) start(id, wallet string) bool {
 		s.mu.overflow = true
 		return false
 	}
-	e := &liveSettlement{id: id, wallet: wallet}
+	e := &liveSettlement{id: id, wallet: wallet, created: created}
 	s.mu.live[id] = e
 	// Children are spawned by the parent so that its strategy supervises them.
 	s.as.Root.Send(s.parent, e)
@@ -456,7 +461,7 @@ func (s *Supervisor) sweep(resume bool) (int, error) {
 		case err != nil:
 			return n, err
 		}
-		if !s.start(c.id, c.wallet) {
+		if !s.start(c.id, c.wallet, nil) {
 			// Out of room after all: the next kick resumes here.
 			s.mu.Lock()
 			s.mu.resumeAt = c.key

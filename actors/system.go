@@ -61,7 +61,7 @@ type System struct {
 	webhooks webhookLocks
 
 	// settlementCreated is told about each settlement once it is durable.
-	settlementCreated func(id, wallet string)
+	settlementCreated func(*persistence.Settlement)
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -138,7 +138,7 @@ func (s *System) policyHeader(op Op) string {
 
 // OnSettlementCreated sets the function told about each new durable
 // settlement (the settlement supervisor). Call before serving.
-func (s *System) OnSettlementCreated(f func(id, wallet string)) { s.settlementCreated = f }
+func (s *System) OnSettlementCreated(f func(*persistence.Settlement)) { s.settlementCreated = f }
 
 // LiveWallets returns the number of wallet actors alive now.
 func (s *System) LiveWallets() int { return s.reg.live() }

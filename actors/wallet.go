@@ -59,7 +59,7 @@ type commit struct {
 	first   *Request
 	dups    []*Request
 	err     error
-	created []string // settlement ids to hand to the supervisor
+	created []*persistence.Settlement // new settlements to hand to the supervisor
 	// prev and spentIP undo the token spending if the commit fails.
 	prev    walletBuckets
 	spentIP bool
@@ -479,8 +479,8 @@ func (a *walletActor) finish(c *commit) {
 			a.answer(r)
 		}
 		if f := a.sys.settlementCreated; f != nil {
-			for _, id := range c.created {
-				f(id, a.wallet)
+			for _, st := range c.created {
+				f(st)
 			}
 		}
 		a.answer(first)
