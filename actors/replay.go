@@ -82,6 +82,10 @@ func (s *System) replay(r *Request) bool {
 	buf := replayPool.Get().(*replayBuf)
 	defer replayPool.Put(buf)
 	r.readEpoch = s.passivations.Load()
+	if !s.known.mayBeStored(r.Wallet) {
+		r.absent = true // what the read would have found, without it
+		return false
+	}
 	v, err := s.store.Get(buf.val[:0], r.recordKey)
 	buf.val = v[:0]
 	if err != nil {

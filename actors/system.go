@@ -54,6 +54,7 @@ type System struct {
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
 	pending        pendingKeys
+	known          *knownWallets
 	dispatcher     *workerDispatcher // runs the wallet actors
 	// passivations counts wallet actors removed from the registry.
 	passivations atomic.Uint64
@@ -90,6 +91,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
 	}
 	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
+	s.known = newKnownWallets()
 	s.reg.init(s)
 	s.pending.init()
 	for _, op := range []Op{OpRegister, OpClaimPrepare, OpClaimRecord} {
@@ -103,8 +105,14 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 	if err := s.restoreIPBuckets(); err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintain()
+	go func() {
+		defer s.wg.Done()
+		if err := s.known.scan(store, s.stop); err != nil {
+			s.log.Error("scan stored wallets (every wallet counts as known)", "err", err)
+		}
+	}()
 	return s, nil
 }
 
@@ -199,7 +207,12 @@ func (s *System) spawnWallet(wallet string) *actor.PID {
 	// guardian, which restarts the actor, reloading it from Pebble, and
 	// stops it after ten restarts in ten seconds, when it leaves the
 	// registry (walletActor.Receive, *actor.Stopped).
-	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet) },
+	// A wallet never seen has nothing stored: its first actor need not read
+	// its buckets. Restarts of that actor (which may follow a write) read.
+	unknown := new(atomic.Bool)
+	unknown.Store(!s.known.mayBeStored([]byte(wallet)))
+	s.known.add([]byte(wallet)) // before the actor can write anything
+	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, unknown) },
 		actor.WithDispatcher(s.dispatcher))
 	return s.as.Root.Spawn(props)
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -24,6 +25,9 @@ type walletActor struct {
 	wallet  string
 	walletB []byte
 	self    *actor.PID
+	// unknown is set for the first incarnation of a wallet's first actor
+	// when knownWallets had never seen it; load clears it.
+	unknown *atomic.Bool
 
 	// received counts registry messages, for the passivation handshake.
 	received   uint64
@@ -81,8 +85,8 @@ func (c *commit) Committed(err error) {
 	c.sys.as.Root.Send(c.pid, c)
 }
 
-func newWalletActor(s *System, wallet string) *walletActor {
-	return &walletActor{sys: s, wallet: wallet, walletB: []byte(wallet)}
+func newWalletActor(s *System, wallet string, unknown *atomic.Bool) *walletActor {
+	return &walletActor{sys: s, wallet: wallet, walletB: []byte(wallet), unknown: unknown}
 }
 
 func (a *walletActor) Receive(ctx actor.Context) {
@@ -146,6 +150,9 @@ func (a *walletActor) guard(f func()) {
 }
 
 func (a *walletActor) load() {
+	if a.unknown.Swap(false) {
+		return // a wallet never seen (knownWallets): nothing to read
+	}
 	v, err := a.sys.store.Get(a.valBuf[:0], a.bucketsKey())
 	if err != nil {
 		if !errors.Is(err, persistence.ErrNotFound) {

@@ -1,0 +1,140 @@
+package actors
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// A wallet stored before a restart must stay known after it: otherwise a
+// retry would be taken for a new request (the direct replay skipped) and a
+// new actor would start from empty buckets (its load skipped). Wallets
+// never seen skip both reads, and are known from their first request on.
+func TestKnownWalletsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{RegisterPerDayWallet: 1, RegisterPerHourIP: 1 << 30}
+	start := func() (*System, func()) {
+		store, err := persistence.Open(persistence.Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		as := actor.NewActorSystem()
+		sys, err := New(cfg, store, as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-sys.known.scanned
+		if !sys.known.ready.Load() {
+			t.Fatal("start-up scan did not finish")
+		}
+		return sys, func() {
+			if err := sys.Shutdown(t.Context()); err != nil {
+				t.Error(err)
+			}
+			as.Shutdown()
+			if err := store.Close(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	// Enough wallets that the scan crosses shards and its skip-ahead.
+	wallets := make([]string, 300)
+	for i := range wallets {
+		wallets[i] = fmt.Sprintf("0x%040x", 0x5a00+i)
+	}
+	sys, stop := start()
+	first := make([]*Request, len(wallets))
+	for i, w := range wallets {
+		if sys.known.mayBeStored([]byte(w)) && i == 0 {
+			t.Fatal("a wallet never seen counts as stored")
+		}
+		first[i] = register(sys, w, "k1")
+		if first[i].Status != 201 || first[i].Idempotency != IdemMiss {
+			t.Fatalf("%s: %d %s", w, first[i].Status, first[i].Body)
+		}
+		if !sys.known.mayBeStored([]byte(w)) {
+			t.Fatalf("%s unknown after its registration", w)
+		}
+	}
+	stop()
+
+	sys, stop = start()
+	defer stop()
+	for i, w := range wallets {
+		again := register(sys, w, "k1")
+		if again.Idempotency != IdemHit || string(again.Body) != string(first[i].Body) {
+			t.Fatalf("%s: retry after restart: %d %s, want the first answer %s", w, again.Status, again.Body, first[i].Body)
+		}
+		other := register(sys, w, "k2")
+		if other.Status != 429 {
+			t.Fatalf("%s: second registration after restart: %d %s, want 429 (register-wallet spent)", w, other.Status, other.Body)
+		}
+	}
+}
+
+func TestKnownWalletsFilter(t *testing.T) {
+	k := newKnownWallets()
+	w := []byte("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
+	if !k.mayBeStored(w) {
+		t.Fatal("before the scan, every wallet must count as stored")
+	}
+	k.ready.Store(true)
+	if k.mayBeStored(w) {
+		t.Fatal("an empty filter knows a wallet")
+	}
+	k.add(w)
+	if !k.mayBeStored(w) {
+		t.Fatal("an added wallet is unknown")
+	}
+	// False positives stay rare while the filter is far from full.
+	known := 0
+	for i := range 100_000 {
+		k.add(fmt.Appendf(nil, "0x%040x", i))
+	}
+	for i := range 100_000 {
+		if k.mayBeStored(fmt.Appendf(nil, "0x%040x", 1<<40+i)) {
+			known++
+		}
+	}
+	if known > 100 {
+		t.Errorf("%d of 100000 wallets never added pass for known", known)
+	}
+}
+
+// BenchmarkKnownWalletsScan is the start-up scan over a store of 200 000
+// wallets with three records each, reported per wallet. The service answers
+// during the scan (every wallet counts as known until it ends).
+func BenchmarkKnownWalletsScan(b *testing.B) {
+	store, err := persistence.Open(persistence.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	const wallets = 200_000
+	for i := 0; i < wallets; i += 10_000 {
+		batch := store.DB().NewBatch()
+		for j := i; j < i+10_000; j++ {
+			w := fmt.Appendf(nil, "0x%040x", j)
+			for _, tag := range []byte{persistence.TagBuckets, persistence.TagRegistration, persistence.TagSettlement} {
+				_ = batch.Set(persistence.AppendWalletKey(nil, w, tag, []byte("01M8EN5EEJER8J424MRVZ0WMMC")), make([]byte, 200), nil)
+			}
+		}
+		if err := store.Commit(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := store.DB().Compact([]byte("w/"), []byte("w0"), true); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		k := newKnownWallets()
+		if err := k.scan(store, nil); err != nil || !k.ready.Load() {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*wallets), "ns/wallet")
+}
