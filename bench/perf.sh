@@ -42,14 +42,37 @@ start_sged() {
 	exit 1
 }
 
-# load runs sgeload against a fresh sged, prints its report and sged's RSS,
-# and leaves the report in $tmp/last.
+# cpu prints the CPU seconds sged has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$pid"/stat; }
+
+# commits summarizes sged's synced-commit latency histogram (needs curl).
+commits() {
+	command -v curl >/dev/null || return 0
+	curl -s "http://$addr/metrics" | awk '
+		/^sge_pebble_commit_duration_seconds_bucket/ {
+			match($0, /le="[^"]+"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2 }
+		/^sge_pebble_commit_duration_seconds_count/ { total = $2 }
+		END {
+			if (!total) exit
+			printf "sged synced commits: %d, latency", total
+			split("50 90 99", q, " ")
+			for (i = 1; i <= 3; i++) for (j = 1; j <= n; j++) if (cum[j] >= q[i] / 100 * total) {
+				printf " p%s <= %g ms", q[i], le[j] * 1000; break }
+			print " (histogram bucket bounds)"
+		}'
+}
+
+# load runs sgeload against a fresh sged, prints its report, sged's CPU and
+# RSS and its commit latency, and leaves the report in $tmp/last.
 load() {
 	start_sged
 	echo
 	echo "\$ sgeload $*"
+	local before
+	before=$(cpu)
 	"$tmp/sgeload" -url "http://$addr" -d "$D" "$@" | tee "$tmp/last"
-	echo "sged RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
+	echo "sged CPU s during the run: $(awk -v a="$before" -v b="$(cpu)" 'BEGIN { printf "%.2f", b - a }'), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
+	commits
 	stop_sged
 }
 

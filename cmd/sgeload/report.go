@@ -31,6 +31,7 @@ type Report struct {
 	Notes       []string          `json:"notes,omitempty"`
 	Baseline    *Report           `json:"baseline,omitempty"`
 	Ratio       float64           `json:"ratioToBaseline,omitempty"` // requests/s of this run over the baseline's
+	ClientCPU   float64           `json:"clientCpuSeconds"`          // CPU sgeload itself used during the run
 }
 
 type Latency struct {
@@ -122,6 +123,7 @@ func (r *Report) writeText(out io.Writer) error {
 		}
 	}
 	row("transport errors", func(c *Report) string { return num(float64(c.Errors)) })
+	row("sgeload CPU s", func(c *Report) string { return fmt.Sprintf("%.2f", c.ClientCPU) })
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -79,6 +79,7 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	timer := time.AfterFunc(cfg.Duration, func() { r.stop.Store(true) })
 	defer timer.Stop()
 	step := steps[cfg.Scenario]
+	cpu0 := processCPU()
 	start := time.Now()
 	r.paced.Store(0)
 	r.paceStart = start
@@ -92,6 +93,7 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 
 	var total stats
 	for _, w := range ws {
@@ -116,6 +118,7 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := newReport(cfg, elapsed, &total)
 	rep.Notes = notes
+	rep.ClientCPU = cpu.Seconds()
 	return rep, nil
 }
 
