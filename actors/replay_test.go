@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,5 +135,56 @@ func TestForgetKeepsLiveCount(t *testing.T) {
 	sys.reg.forget(w, pid)
 	if n := sys.LiveWallets(); n != 0 {
 		t.Fatalf("%d live wallets after the stopped actor was forgotten", n)
+	}
+}
+
+// panicOnLimit panics in the rate-limit step while armed: between the key
+// being marked pending and the commit being submitted.
+type panicOnLimit struct {
+	NopObserver
+	armed atomic.Bool
+}
+
+func (o *panicOnLimit) RateLimit(string, bool) {
+	if o.armed.Load() {
+		panic("test: rate limit step")
+	}
+}
+
+// A step that panics after marking its key pending must unmark it, or every
+// later retry of that key would bypass the direct replay (and the early 429)
+// until the process restarts.
+func TestPanicInAStepUnmarksItsKey(t *testing.T) {
+	obs := &panicOnLimit{}
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := actor.NewActorSystem()
+	sys, err := New(Config{Observer: obs}, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = sys.Shutdown(t.Context())
+		as.Shutdown()
+		_ = store.Close()
+	}()
+	w := "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+	key := persistence.AppendIdempotencyKey(nil, []byte(w), OpRegister.scope(), []byte("k"))
+
+	obs.armed.Store(true)
+	if r := register(sys, w, "k"); r.Status != 500 {
+		t.Fatalf("panicking step answered %d %s, want 500", r.Status, r.Body)
+	}
+	if sys.pending.has(key) {
+		t.Fatal("the key stayed pending after its step panicked")
+	}
+	obs.armed.Store(false)
+	if r := register(sys, w, "k"); r.Status != 201 || r.Idempotency != IdemMiss {
+		t.Fatalf("retry after the panic: %d %s", r.Status, r.Body)
+	}
+	if sys.pending.has(key) {
+		t.Fatal("the key stayed pending after its commit returned")
 	}
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -38,9 +39,14 @@ type walletActor struct {
 	idle       *time.Timer
 	buckets    walletBuckets
 	inflight   *commit
-	stash      []*Request
-	keyBuf     []byte
-	valBuf     []byte
+	// current is the request being handled until it is answered, and
+	// marked the record key its step marked pending and has not yet handed
+	// to a commit: what guard must answer and unmark if the step panics.
+	current *Request
+	marked  []byte
+	stash   []*Request
+	keyBuf  []byte
+	valBuf  []byte
 }
 
 // walletBuckets is the wallet's rate-limit state, persisted under w/…/b with
@@ -95,7 +101,9 @@ func (a *walletActor) Receive(ctx actor.Context) {
 		a.received++
 		start := time.Now()
 		a.lastActive = start
+		a.current = m
 		a.guard(func() { a.handle(m) })
+		a.current = nil
 		a.sys.cfg.Observer.MessageHandled(kindWallet, time.Since(start))
 	case *commit:
 		a.lastActive = time.Now()
@@ -136,11 +144,15 @@ func (a *walletActor) guard(f func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.sys.log.Error("wallet step panicked", "wallet", a.wallet, "panic", p)
+			a.unmark() // no-op when the step had handed its key to a commit
 			waiting := a.stash
 			if c := a.inflight; c != nil {
 				waiting = append(append(waiting, c.first), c.dups...)
 			}
-			a.inflight, a.stash = nil, nil
+			if r := a.current; r != nil && !slices.Contains(waiting, r) {
+				waiting = append(waiting, r) // panicked before it was answered or queued
+			}
+			a.inflight, a.stash, a.current = nil, nil, nil
 			for _, r := range waiting {
 				a.answerProblem(r, 500, "internal", "Internal error", "the request failed; retry it with the same Idempotency-Key")
 			}
@@ -299,12 +311,13 @@ func (a *walletActor) process(r *Request) {
 	if hasKey {
 		recKey = bytes.Clone(r.recordKey)
 		a.sys.pending.add(recKey)
+		a.marked = recKey
 	}
 
 	prev := a.buckets
 	spentIP, ok := a.limit(r, nowNano)
 	if !ok {
-		a.sys.pending.remove(recKey)
+		a.unmark()
 		a.answer(r)
 		return
 	}
@@ -315,7 +328,7 @@ func (a *walletActor) process(r *Request) {
 	if err != nil {
 		_ = b.Close()
 		a.undo(r, spentIP, prev)
-		a.sys.pending.remove(recKey)
+		a.unmark()
 		a.storageFailure(r, "read", err)
 		return
 	}
@@ -340,7 +353,14 @@ func (a *walletActor) process(r *Request) {
 	if r.span != nil {
 		c.span = a.startCommit(r)
 	}
+	a.marked = nil // the commit unmarks it when it returns (finish)
 	a.sys.store.Submit(b, c)
+}
+
+// unmark ends the pending mark of a step that will not commit.
+func (a *walletActor) unmark() {
+	a.sys.pending.remove(a.marked)
+	a.marked = nil
 }
 
 func (a *walletActor) encodeBuckets() []byte {
@@ -439,6 +459,9 @@ func (a *walletActor) answerProblem(r *Request, status int, slug, title, detail 
 // answer hands r back to the goroutine waiting in Do. r must not be touched
 // afterwards.
 func (a *walletActor) answer(r *Request) {
+	if r == a.current {
+		a.current = nil
+	}
 	if r.span != nil {
 		a.endStep(r)
 	}
