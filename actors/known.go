@@ -14,7 +14,7 @@ import (
 // in the store. A request for a wallet it has never seen skips the two
 // Pebble reads that could only find nothing, the direct replay check and the
 // new actor's buckets: registration bursts are mostly new wallets, and those
-// reads were a sixth of sged's CPU under the register load.
+// reads were a fifth of sged's CPU under the register load.
 //
 // It can only err towards a read. A wallet is added when its actor spawns,
 // before that actor writes anything (only wallet actors create wallet
@@ -24,8 +24,9 @@ import (
 // reads, not correctness.
 //
 // Each wallet sets 6 bits of one 64-bit word (one cache line, one atomic
-// operation). With 4 MiB of words, about 1 % of unknown wallets pass for
-// known at 1.5 million wallets, 5 % at 3 million.
+// operation). With 4 MiB of words, unknown wallets pass for known 0.04 % of
+// the time at 1 million wallets, 1.3 % at 3 million, 6 % at 5 million
+// (measured with 200 000 probes each).
 type knownWallets struct {
 	seed    maphash.Seed
 	words   []atomic.Uint64
