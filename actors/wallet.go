@@ -91,8 +91,8 @@ func (c *commit) Committed(err error) {
 	c.sys.as.Root.Send(c.pid, c)
 }
 
-func newWalletActor(s *System, wallet string, unknown *atomic.Bool) *walletActor {
-	return &walletActor{sys: s, wallet: wallet, walletB: []byte(wallet), unknown: unknown}
+func newWalletActor(s *System, wallet string, walletB []byte, unknown *atomic.Bool) *walletActor {
+	return &walletActor{sys: s, wallet: wallet, walletB: walletB, unknown: unknown}
 }
 
 func (a *walletActor) Receive(ctx actor.Context) {

@@ -98,29 +98,29 @@ func BenchmarkIdempotencyLookup(b *testing.B) {
 	if err := s.DB().Compact([]byte{0}, []byte{0xff}, true); err != nil {
 		b.Fatal(err)
 	}
-	get := map[string]func(dst, key []byte) ([]byte, error){
-		"store": s.Get,
-		"pebble-get": func(dst, key []byte) ([]byte, error) {
-			v, closer, err := s.DB().Get(key)
-			if err != nil {
-				return dst, err
-			}
-			dst = append(dst, v...)
-			return dst, closer.Close()
-		},
+	pebbleGet := func(dst, key []byte) ([]byte, error) {
+		v, closer, err := s.DB().Get(key)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, v...)
+		return dst, closer.Close()
 	}
 	for _, c := range []struct {
 		name   string
 		offset uint64
 	}{{"hit", 0}, {"miss", n}} {
-		for _, via := range []string{"store", "pebble-get"} {
-			b.Run(c.name+"/"+via, func(b *testing.B) {
+		for _, via := range []struct {
+			name string
+			get  func(dst, key []byte) ([]byte, error)
+		}{{"store", s.Get}, {"pebble-get", pebbleGet}} {
+			b.Run(c.name+"/"+via.name, func(b *testing.B) {
 				var buf, key []byte
 				var err error
 				b.ReportAllocs()
 				for i := uint64(0); b.Loop(); i++ {
 					key = persistence.AppendIdempotencyKey(key[:0], []byte(wallet(c.offset+i%n)), "register", []byte("k"))
-					if buf, err = get[via](buf[:0], key); (err == nil) != (c.offset == 0) {
+					if buf, err = via.get(buf[:0], key); (err == nil) != (c.offset == 0) {
 						b.Fatalf("%s: %v", key, err)
 					}
 				}
@@ -141,32 +141,26 @@ func BenchmarkSyncedCommit(b *testing.B) {
 		}
 		return batch
 	}
-	b.Run("group-committer", func(b *testing.B) {
-		s := openStore(b)
-		var n atomic.Uint64
-		b.SetParallelism(parallelism)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := s.Commit(batchOf(s, n.Add(1))); err != nil {
-					b.Fatal(err)
+	pebbleDirect := func(_ *persistence.Store, batch *pebble.Batch) error {
+		defer batch.Close()
+		return batch.Commit(pebble.Sync)
+	}
+	for _, c := range []struct {
+		name   string
+		commit func(*persistence.Store, *pebble.Batch) error
+	}{{"group-committer", (*persistence.Store).Commit}, {"pebble-direct", pebbleDirect}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := openStore(b)
+			var n atomic.Uint64
+			b.SetParallelism(parallelism)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.commit(s, batchOf(s, n.Add(1))); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
 		})
-	})
-	b.Run("pebble-direct", func(b *testing.B) {
-		s := openStore(b)
-		var n atomic.Uint64
-		b.SetParallelism(parallelism)
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				batch := batchOf(s, n.Add(1))
-				if err := batch.Commit(pebble.Sync); err != nil {
-					b.Fatal(err)
-				}
-				_ = batch.Close()
-			}
-		})
-	})
+	}
 }

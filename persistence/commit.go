@@ -32,8 +32,8 @@ type pending struct {
 // burst over the workers instead of applying it all on one goroutine.
 // The committer exists so that a wallet actor never blocks on storage
 // (Submit, then a message when durable) without a goroutine per batch; it
-// is not faster than Pebble's own pipeline, which BenchmarkSyncedCommit
-// shows within 20 % of it either way from run to run. On 2 cores, pools of
+// is not faster than Pebble's own pipeline: BenchmarkSyncedCommit had it
+// 6 to 27 % slower in three runs on 2026-11-27. On 2 cores, pools of
 // 4x256, 8x128, 16x16, 16x64 and 32x32 were within noise of each other
 // under the register load over loopback (2026-11-27).
 const (

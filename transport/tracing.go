@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 
+	"github.com/sgeplatform/sge/telemetry"
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -22,7 +22,7 @@ const spanKey = "sge.span"
 // parent is the W3C traceparent of the request, if any. Only called when
 // tracing is on; with it off the request path does not touch OTel at all.
 func (s *Server) traced(ctx *fasthttp.RequestCtx, name, method, route string, h fasthttp.RequestHandler) {
-	parent := propagation.TraceContext{}.Extract(context.Background(), (*headerCarrier)(&ctx.Request.Header))
+	parent := telemetry.Extract(context.Background(), &ctx.Request.Header)
 	_, span := s.tracer.Start(parent, name,
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
@@ -59,22 +59,4 @@ func AppendTraceParent(dst []byte, sc trace.SpanContext) []byte {
 	dst = hex.AppendEncode(dst, sid[:])
 	dst = append(dst, '-')
 	return hex.AppendEncode(dst, flags[:])
-}
-
-// headerCarrier is a fasthttp request header seen as a
-// propagation.TextMapCarrier.
-type headerCarrier fasthttp.RequestHeader
-
-func (c *headerCarrier) Get(key string) string {
-	return string((*fasthttp.RequestHeader)(c).Peek(key))
-}
-
-func (c *headerCarrier) Set(key, value string) { (*fasthttp.RequestHeader)(c).Set(key, value) }
-
-func (c *headerCarrier) Keys() []string {
-	var keys []string
-	for k := range (*fasthttp.RequestHeader)(c).All() {
-		keys = append(keys, string(k))
-	}
-	return keys
 }
