@@ -168,12 +168,10 @@ func (a *walletActor) putSettlement(b *pebble.Batch, st *persistence.Settlement,
 // at must be st.CreatedAt, or st.NextAttemptAt must point at it: the
 // settlement actor finds its due entry from the record (see Supervisor).
 func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) error {
-	v, err := json.Marshal(st)
-	if err != nil {
+	if err := setSettlement(b, st); err != nil {
 		return err
 	}
 	w := []byte(st.Wallet)
-	_ = b.Set(persistence.AppendWalletKey(nil, w, persistence.TagSettlement, []byte(st.ID)), v, nil)
 	_ = b.Set(persistence.AppendSettlementLocator(nil, []byte(st.ID)), w, nil)
 	return b.Set(persistence.AppendDueKey(nil, at.UnixNano(), []byte(st.ID)), w, nil)
 }
