@@ -28,6 +28,10 @@ const (
 	// would let a late retry be processed twice.
 	MinWebhookDedupeTTL   = 72 * time.Hour
 	DefaultMaxLiveWallets = 200_000
+	// DefaultReplayCacheRecords holds 28 MiB of registration records
+	// (BenchmarkRecentRecordsMemory): several seconds of registrations at
+	// full load, minutes at ordinary rates.
+	DefaultReplayCacheRecords = 65_536
 )
 
 // Config configures the actor system.
@@ -56,6 +60,10 @@ type Config struct {
 	// request for another wallet beyond it gets 503 until idle ones
 	// passivate. Default 200000.
 	MaxLiveWallets int
+	// ReplayCacheRecords is how many recently committed idempotency
+	// records are kept in memory to answer retries without a read (see
+	// recentRecords). Default 65536; negative keeps none.
+	ReplayCacheRecords int
 	// IPLimiterMaxEntries bounds the IP limiter's memory. Default 1M entries.
 	IPLimiterMaxEntries int
 	// SnapshotInterval is how often IP buckets are snapshotted (unsynced).
@@ -92,6 +100,7 @@ func (c *Config) EnsureDefaults() {
 	setDefault(&c.PurgeInterval, DefaultPurgeInterval)
 	setDefault(&c.AnswerTimeout, DefaultAnswerTimeout)
 	setDefault(&c.MaxLiveWallets, DefaultMaxLiveWallets)
+	setDefault(&c.ReplayCacheRecords, DefaultReplayCacheRecords)
 	if c.Observer == nil {
 		c.Observer = NopObserver{}
 	}

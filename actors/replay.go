@@ -82,6 +82,9 @@ func (s *System) replay(r *Request) bool {
 	buf := replayPool.Get().(*replayBuf)
 	defer replayPool.Put(buf)
 	r.readEpoch = s.passivations.Load()
+	if v := s.recent.get(r.recordKey); v != nil && s.replayRecord(r, v) {
+		return true // durable: only committed records are kept there
+	}
 	if !s.known.mayBeStored(r.Wallet) {
 		r.absent = true // what the read would have found, without it
 		return false
@@ -92,11 +95,17 @@ func (s *System) replay(r *Request) bool {
 		r.absent = errors.Is(err, persistence.ErrNotFound)
 		return false
 	}
+	return !s.pending.has(r.recordKey) && s.replayRecord(r, v)
+}
+
+// replayRecord answers r from the durable record v if it is unexpired and
+// r's fingerprint matches; it reports whether it did. Anything else is the
+// actor's to decide.
+func (s *System) replayRecord(r *Request, v []byte) bool {
 	var rec persistence.Idempotency
 	if persistence.DecodeIdempotency(v, &rec) != nil ||
 		rec.ExpiresAt <= s.now().UnixNano() ||
-		rec.Fingerprint != r.Fingerprint ||
-		s.pending.has(r.recordKey) {
+		rec.Fingerprint != r.Fingerprint {
 		return false
 	}
 	r.Status, r.Problem, r.Idempotency = rec.Status, rec.Problem, IdemHit

@@ -54,6 +54,7 @@ type System struct {
 	signer         ed25519.PrivateKey
 	policyHeaders  [4]string // RateLimit-Policy by Op
 	pending        pendingKeys
+	recent         *recentRecords
 	known          *knownWallets
 	dispatcher     *workerDispatcher // runs the wallet actors
 	// passivations counts wallet actors removed from the registry.
@@ -94,6 +95,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 	s.known = newKnownWallets()
 	s.reg.init(s)
 	s.pending.init()
+	s.recent = newRecentRecords(max(cfg.ReplayCacheRecords, 0))
 	for _, op := range []Op{OpRegister, OpClaimPrepare, OpClaimRecord} {
 		s.policyHeaders[op] = s.policyHeader(op)
 	}

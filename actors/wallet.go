@@ -65,6 +65,7 @@ type commit struct {
 	op      Op
 	key     []byte
 	recKey  []byte // the idempotency record's full key
+	recVal  []byte // and its encoded value
 	fp      [32]byte
 	first   *Request
 	dups    []*Request
@@ -274,8 +275,11 @@ func (a *walletActor) process(r *Request) {
 		r.Idempotency = IdemMiss
 		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	} else if hasKey {
-		v, err := a.sys.store.Get(a.valBuf[:0], r.recordKey)
-		a.valBuf = v[:0]
+		v, err := a.sys.recent.get(r.recordKey), error(nil)
+		if v == nil {
+			v, err = a.sys.store.Get(a.valBuf[:0], r.recordKey)
+			a.valBuf = v[:0] // never a cached record: valBuf is written to
+		}
 		switch {
 		case err == nil:
 			var rec persistence.Idempotency
@@ -346,7 +350,9 @@ func (a *walletActor) process(r *Request) {
 		rec := persistence.Idempotency{ExpiresAt: expires, Fingerprint: r.Fingerprint, Status: r.Status, Problem: r.Problem, Body: r.Body}
 		c.recKey = recKey
 		c.key = r.Key
-		_ = b.Set(c.recKey, persistence.AppendIdempotency(a.valBuf[:0], &rec), nil)
+		// Its own buffer: once durable, it is kept in recentRecords.
+		c.recVal = persistence.AppendIdempotency(make([]byte, 0, 44+len(rec.Body)), &rec)
+		_ = b.Set(c.recKey, c.recVal, nil)
 		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
 	}
 	a.inflight = c
@@ -498,6 +504,9 @@ func (a *walletActor) finish(c *commit) {
 				"storage is temporarily unavailable; retry with the same Idempotency-Key")
 		}
 	} else {
+		if c.recKey != nil {
+			a.sys.recent.put(c.recKey, c.recVal) // durable now
+		}
 		if c.op == OpWebhook {
 			finishWebhookDups(c)
 		}

@@ -87,6 +87,7 @@ func settings(c *config) []setting {
 		{env: "SWEEP_INTERVAL", def: actors.DefaultSweepInterval.String(), usage: "how often settlements left due with no actor are resumed", set: duration(&c.Settlements.SweepInterval)},
 		{env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the /admin API (off when empty)", set: str(&c.Transport.AdminToken)},
 		{env: "MAX_LIVE_WALLETS", def: itoa(actors.DefaultMaxLiveWallets), usage: "cap on wallet actors alive at once; beyond it new wallets get 503", set: integer(&c.Actors.MaxLiveWallets)},
+		{env: "REPLAY_CACHE_RECORDS", def: itoa(actors.DefaultReplayCacheRecords), usage: "recently committed idempotency records kept in memory to answer retries without a read (negative: none)", set: integer(&c.Actors.ReplayCacheRecords)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
 		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
