@@ -3,7 +3,6 @@ package actors
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"go.opentelemetry.io/otel/propagation"
@@ -105,10 +104,7 @@ func NewHTTPBackend(url string, timeout time.Duration) *HTTPBackend {
 // permanent; everything else (5xx, 408, 429, network errors, timeouts) is
 // retried.
 func (h *HTTPBackend) Settle(ctx context.Context, st *persistence.Settlement) error {
-	body, err := json.Marshal(st)
-	if err != nil {
-		return &PermanentError{err}
-	}
+	body := st.AppendJSON(make([]byte, 0, 1024)) // a settlement is well under 1 KiB
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
 	if err != nil {
 		return &PermanentError{err}

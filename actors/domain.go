@@ -41,7 +41,7 @@ func (a *walletActor) register(r *Request, b *pebble.Batch, now time.Time, c *co
 	}
 	st := a.newSettlement(r, reg.SettlementID, persistence.KindRegistration, now)
 	st.RegistrationID = reg.ID
-	if err := a.putJSON(b, persistence.TagRegistration, reg.ID, reg); err != nil {
+	if err := a.putRecord(b, persistence.TagRegistration, reg.ID, reg.AppendJSON(a.valBuf[:0])); err != nil {
 		return err
 	}
 	if err := a.putSettlement(b, st, c); err != nil {
@@ -80,7 +80,7 @@ func (a *walletActor) prepare(r *Request, b *pebble.Batch, now time.Time) error 
 	expires := cl.ExpiresAt.Format(jsonw.TimeLayout)
 	cl.Signature = base64.StdEncoding.EncodeToString(
 		ed25519.Sign(a.sys.signer, ClaimMessage(cl.ID, cl.Wallet, cl.Amount, cl.Nonce, expires)))
-	if err := a.putJSON(b, persistence.TagClaim, cl.ID, cl); err != nil {
+	if err := a.putRecord(b, persistence.TagClaim, cl.ID, cl.AppendJSON(a.valBuf[:0])); err != nil {
 		return err
 	}
 	r.Status = 201
@@ -124,7 +124,7 @@ func (a *walletActor) record(r *Request, b *pebble.Batch, now time.Time, c *comm
 	cl.RecordedAt = now.UTC()
 	st := a.newSettlement(r, cl.SettlementID, persistence.KindClaim, now)
 	st.ClaimID, st.Amount, st.TxHash = cl.ID, cl.Amount, cl.TxHash
-	if err := a.putJSON(b, persistence.TagClaim, cl.ID, cl); err != nil {
+	if err := a.putRecord(b, persistence.TagClaim, cl.ID, cl.AppendJSON(a.valBuf[:0])); err != nil {
 		return false, err
 	}
 	if err := a.putSettlement(b, st, c); err != nil {
@@ -176,12 +176,13 @@ func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) er
 	return b.Set(persistence.AppendDueKey(nil, at.UnixNano(), []byte(st.ID)), w, nil)
 }
 
-func (a *walletActor) putJSON(b *pebble.Batch, tag byte, id string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return b.Set(persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, tag, []byte(id)), data, nil)
+// putRecord writes v, a record's JSON, under the wallet's key (tag, id). v
+// is usually appended to a.valBuf[:0] and becomes a.valBuf: Batch.Set copies
+// it, so the buffer is free again when Set returns (the step's idempotency
+// record is appended to it next).
+func (a *walletActor) putRecord(b *pebble.Batch, tag byte, id string, v []byte) error {
+	a.valBuf = v[:0]
+	return b.Set(persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, tag, []byte(id)), v, nil)
 }
 
 // Settlement reads a settlement by id; persistence.ErrNotFound when unknown.

@@ -579,13 +579,22 @@ func readSettlement(store *persistence.Store, id string) (*persistence.Settlemen
 	return st, nil
 }
 
-// setSettlement writes st's record into b.
+// settlementBufs holds buffers for setSettlement's key and record.
+var settlementBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// setSettlement writes st's record into b. The key and the record share a
+// pooled buffer: Batch.Set copies both, so it is free once Set returns.
 func setSettlement(b *pebble.Batch, st *persistence.Settlement) error {
-	v, err := json.Marshal(st)
-	if err != nil {
-		return err
+	p := settlementBufs.Get().(*[]byte)
+	buf := persistence.AppendWalletKey((*p)[:0], []byte(st.Wallet), persistence.TagSettlement, []byte(st.ID))
+	k := len(buf)
+	buf = st.AppendJSON(buf)
+	err := b.Set(buf[:k], buf[k:], nil)
+	if cap(buf) <= 64<<10 { // a huge lastError is not worth keeping
+		*p = buf[:0]
+		settlementBufs.Put(p)
 	}
-	return b.Set(persistence.AppendWalletKey(nil, []byte(st.Wallet), persistence.TagSettlement, []byte(st.ID)), v, nil)
+	return err
 }
 
 // dueAt is the time of st's g/due entry (see the Supervisor invariants).

@@ -205,7 +205,12 @@ func (a *walletActor) webhookEffect(r *Request, b *pebble.Batch, now time.Time, 
 			rec.Amount, rec.Currency, rec.SettlementID = ev.Amount, ev.Currency, st.ID
 		}
 	}
-	if err := a.putJSON(b, persistence.TagWebhookEvent, ev.ID, rec); err != nil {
+	// Webhook events are few: encoding/json is fast enough for them.
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return "", "", err
+	}
+	if err := a.putRecord(b, persistence.TagWebhookEvent, ev.ID, v); err != nil {
 		return "", "", err
 	}
 	return result, settlementID, nil
