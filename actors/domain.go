@@ -178,8 +178,8 @@ func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) er
 
 // putRecord writes v, a record's JSON, under the wallet's key (tag, id). v
 // is usually appended to a.valBuf[:0] and becomes a.valBuf: Batch.Set copies
-// it, so the buffer is free again when Set returns (the step's idempotency
-// record is appended to it next).
+// it, so the buffer is free again when Set returns (encodeBuckets appends
+// to it later in the step).
 func (a *walletActor) putRecord(b *pebble.Batch, tag byte, id string, v []byte) error {
 	a.valBuf = v[:0]
 	return b.Set(persistence.AppendWalletKey(a.keyBuf[:0], a.walletB, tag, []byte(id)), v, nil)
