@@ -63,8 +63,9 @@ const (
 	KindPayment      = "payment"
 )
 
-// Settlement is a durable intent to settle, and its progress. The JSON
-// names are the API's (GET /api/settlements/{id}).
+// Settlement is a durable intent to settle, and its progress. Its JSON is
+// the stored record and the real backend's request body; the API's view
+// (GET /api/settlements/{id}) is transport.AppendSettlement.
 type Settlement struct {
 	ID            string     `json:"id"`
 	Kind          string     `json:"kind"`
