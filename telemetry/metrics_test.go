@@ -324,4 +324,40 @@ func TestPebbleCollector(t *testing.T) {
 	if got := value(series(t, fams, "sge_pebble_disk_usage_bytes", nil)); got == 0 {
 		t.Error("disk usage 0")
 	}
+	// Each synced Set above waited for its own fsync.
+	fsync := series(t, fams, "sge_pebble_wal_fsync_seconds", nil).GetHistogram()
+	if fsync.GetSampleCount() < 100 || fsync.GetSampleSum() <= 0 {
+		t.Errorf("WAL fsyncs: %d, sum %vs; want >= 100 and > 0", fsync.GetSampleCount(), fsync.GetSampleSum())
+	}
+	prev := uint64(0)
+	for _, b := range fsync.GetBucket() {
+		if n := b.GetCumulativeCount(); n < prev || n > fsync.GetSampleCount() {
+			t.Errorf("WAL fsync buckets out of order: %v", fsync.GetBucket())
+		}
+		prev = b.GetCumulativeCount()
+	}
+	if prev == 0 {
+		t.Errorf("no fsync in any bucket: %v", fsync.GetBucket())
+	}
+	if got := value(series(t, fams, "sge_go_sched_latency_seconds", nil)); got == 0 {
+		t.Error("no scheduler latency samples")
+	}
+}
+
+// Re-bucketing counts a source bucket under a bound only when the whole
+// bucket lies at or below it.
+func TestRebucket(t *testing.T) {
+	upper := []float64{40e-6, 100e-6, 300e-6, 2e-3, 7e-3, 2}
+	cum := []uint64{1, 3, 6, 10, 15, 21}
+	got := rebucket(upper, cum)
+	want := map[float64]uint64{50e-6: 1, 100e-6: 3, 250e-6: 3, 500e-6: 6, 1e-3: 6, 2.5e-3: 10, 5e-3: 10,
+		10e-3: 15, 25e-3: 15, 50e-3: 15, 100e-3: 15, 250e-3: 15, 1: 15}
+	if len(got) != len(want) {
+		t.Fatalf("%d buckets, want %d", len(got), len(want))
+	}
+	for b, n := range want {
+		if got[b] != n {
+			t.Errorf("le=%g: %d, want %d", b, got[b], n)
+		}
+	}
 }

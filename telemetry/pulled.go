@@ -87,6 +87,8 @@ func (c *pulledCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- deadLettersDesc
 	ch <- levelFilesDesc
 	ch <- levelBytesDesc
+	ch <- walFsyncDesc
+	ch <- schedLatencyDesc
 	for _, s := range pebbleStats {
 		ch <- s.desc
 	}
@@ -101,6 +103,9 @@ func (c *pulledCollector) Collect(ch chan<- prometheus.Metric) {
 	if f := c.deadLetters.Load(); f != nil {
 		ch <- prometheus.MustNewConstMetric(deadLettersDesc, prometheus.GaugeValue, float64((*f)()))
 	}
+	if m := schedLatencyHistogram(); m != nil {
+		ch <- m
+	}
 	if f := c.pebble.Load(); f != nil {
 		pm := (*f)()
 		if pm == nil {
@@ -108,6 +113,9 @@ func (c *pulledCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, s := range pebbleStats {
 			ch <- prometheus.MustNewConstMetric(s.desc, s.typ, s.value(pm))
+		}
+		if m, ok := walFsyncHistogram(pm); ok {
+			ch <- m
 		}
 		for i := range pm.Levels {
 			ch <- prometheus.MustNewConstMetric(levelFilesDesc, prometheus.GaugeValue, float64(pm.Levels[i].NumFiles), levelLabels[i])
