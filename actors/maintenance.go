@@ -151,7 +151,7 @@ func (s *System) purgeRecord(key []byte, at int64) bool {
 }
 
 func (a *walletActor) purge(p *purge) {
-	if c := a.inflight; c != nil && bytes.Equal(c.recKey, p.key) {
+	if c := a.inflight; c != nil && c.recKey == string(p.key) {
 		// The commit in flight rewrites this very record, with an expiry
 		// entry of its own that a later purge will find.
 		return

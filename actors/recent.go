@@ -47,32 +47,27 @@ func newRecentRecords(capacity int) *recentRecords {
 	return c
 }
 
-func (c *recentRecords) shard(key []byte) *recentShard {
-	return &c.shards[maphash.Bytes(c.seed, key)%recentShards]
-}
-
 // put remembers the committed record val under key. val must not change
 // afterwards; put keeps it as it is.
-func (c *recentRecords) put(key, val []byte) {
-	s := c.shard(key)
+func (c *recentRecords) put(key string, val []byte) {
+	s := &c.shards[maphash.String(c.seed, key)%recentShards]
 	if len(s.order) == 0 {
 		return
 	}
-	k := string(key)
 	s.mu.Lock()
 	if old := s.order[s.next]; old != "" {
 		delete(s.records, old)
 	}
-	s.order[s.next] = k
+	s.order[s.next] = key
 	s.next = (s.next + 1) % len(s.order)
-	s.records[k] = val
+	s.records[key] = val
 	s.mu.Unlock()
 }
 
 // get returns the record under key, or nil. The result is shared and must
 // not be modified.
 func (c *recentRecords) get(key []byte) []byte {
-	s := c.shard(key)
+	s := &c.shards[maphash.Bytes(c.seed, key)%recentShards]
 	s.mu.Lock()
 	v := s.records[string(key)]
 	s.mu.Unlock()

@@ -55,7 +55,7 @@ func TestRecentRecordsBounded(t *testing.T) {
 	c := newRecentRecords(recentShards * 4)
 	const n = recentShards * 40
 	for i := range n {
-		c.put(fmt.Appendf(nil, "key-%d", i), fmt.Appendf(nil, "%d", i))
+		c.put(fmt.Sprintf("key-%d", i), fmt.Appendf(nil, "%d", i))
 	}
 	held := 0
 	for i := range c.shards {
@@ -71,7 +71,7 @@ func TestRecentRecordsBounded(t *testing.T) {
 		t.Fatal("oldest record still held")
 	}
 	off := newRecentRecords(0)
-	off.put([]byte("k"), []byte("v"))
+	off.put("k", []byte("v"))
 	if off.get([]byte("k")) != nil {
 		t.Fatal("a cache of capacity 0 kept a record")
 	}
@@ -90,7 +90,7 @@ func BenchmarkRecentRecordsMemory(b *testing.B) {
 		c := newRecentRecords(capacity)
 		for i := range capacity {
 			key := fmt.Appendf(nil, "w/%02x/0x%040x/i/register/%036d", i%256, i, i)
-			c.put(key, append([]byte(nil), val...))
+			c.put(string(key), append([]byte(nil), val...))
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

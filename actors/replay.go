@@ -41,31 +41,31 @@ func (p *pendingKeys) init() {
 	}
 }
 
-func (p *pendingKeys) shard(key []byte) int { return int(maphash.Bytes(p.seed, key) % 64) }
-
-func (p *pendingKeys) add(key []byte) {
-	s := &p.shards[p.shard(key)]
+// add and remove take the key as the wallet actor keeps it; has takes the
+// reader's bytes. maphash hashes a string and its bytes alike.
+func (p *pendingKeys) add(key string) {
+	s := &p.shards[maphash.String(p.seed, key)%64]
 	s.mu.Lock()
-	s.keys[string(key)]++
+	s.keys[key]++
 	s.mu.Unlock()
 }
 
-func (p *pendingKeys) remove(key []byte) {
-	if key == nil {
+func (p *pendingKeys) remove(key string) {
+	if key == "" {
 		return
 	}
-	s := &p.shards[p.shard(key)]
+	s := &p.shards[maphash.String(p.seed, key)%64]
 	s.mu.Lock()
-	if n := s.keys[string(key)]; n > 1 {
-		s.keys[string(key)] = n - 1
+	if n := s.keys[key]; n > 1 {
+		s.keys[key] = n - 1
 	} else {
-		delete(s.keys, string(key))
+		delete(s.keys, key)
 	}
 	s.mu.Unlock()
 }
 
 func (p *pendingKeys) has(key []byte) bool {
-	s := &p.shards[p.shard(key)]
+	s := &p.shards[maphash.Bytes(p.seed, key)%64]
 	s.mu.Lock()
 	_, ok := s.keys[string(key)]
 	s.mu.Unlock()

@@ -66,11 +66,11 @@ func TestReplaySkipsRecordsInFlight(t *testing.T) {
 		t.Fatal("durable record not replayed directly")
 	}
 	key := persistence.AppendIdempotencyKey(nil, []byte(w), OpRegister.scope(), []byte("k"))
-	sys.pending.add(key)
+	sys.pending.add(string(key))
 	if sys.replay(probe) {
 		t.Fatal("record marked in flight was replayed outside the actor")
 	}
-	sys.pending.remove(key)
+	sys.pending.remove(string(key))
 	probe.Fingerprint[0] ^= 1
 	if sys.replay(probe) {
 		t.Fatal("another fingerprint was replayed")
@@ -106,11 +106,11 @@ func TestRefuseEarly(t *testing.T) {
 	probe.IP, probe.absent = netip.MustParseAddr("192.0.2.1"), true
 	key := persistence.AppendIdempotencyKey(nil, probe.Wallet, OpRegister.scope(), probe.Key)
 	probe.recordKey = key
-	sys.pending.add(key)
+	sys.pending.add(string(key))
 	if sys.refuseEarly(probe) {
 		t.Fatal("a pending key was refused early")
 	}
-	sys.pending.remove(key)
+	sys.pending.remove(string(key))
 	if !sys.refuseEarly(probe) || probe.Status != 429 {
 		t.Fatal("a fresh key from an exhausted IP was not refused early")
 	}

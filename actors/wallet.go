@@ -43,7 +43,7 @@ type walletActor struct {
 	// marked the record key its step marked pending and has not yet handed
 	// to a commit: what guard must answer and unmark if the step panics.
 	current *Request
-	marked  []byte
+	marked  string
 	stash   []*Request
 	keyBuf  []byte
 	valBuf  []byte
@@ -64,7 +64,7 @@ type commit struct {
 	sys     *System
 	op      Op
 	key     []byte
-	recKey  []byte // the idempotency record's full key
+	recKey  string // the idempotency record's full key
 	recVal  []byte // and its encoded value
 	fp      [32]byte
 	first   *Request
@@ -311,9 +311,9 @@ func (a *walletActor) process(r *Request) {
 	// finds a bucket empty also finds every key that spent from it pending.
 	// The actor keeps its own copy: after a panic (guard) the request is
 	// answered and recycled while its commit may still return.
-	var recKey []byte
+	var recKey string
 	if hasKey {
-		recKey = bytes.Clone(r.recordKey)
+		recKey = string(r.recordKey)
 		a.sys.pending.add(recKey)
 		a.marked = recKey
 	}
@@ -352,21 +352,21 @@ func (a *walletActor) process(r *Request) {
 		c.key = r.Key
 		// Its own buffer: once durable, it is kept in recentRecords.
 		c.recVal = persistence.AppendIdempotency(make([]byte, 0, 44+len(rec.Body)), &rec)
-		_ = b.Set(c.recKey, c.recVal, nil)
+		_ = b.Set(r.recordKey, c.recVal, nil)
 		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
 	}
 	a.inflight = c
 	if r.span != nil {
 		c.span = a.startCommit(r)
 	}
-	a.marked = nil // the commit unmarks it when it returns (finish)
+	a.marked = "" // the commit unmarks it when it returns (finish)
 	a.sys.store.Submit(b, c)
 }
 
 // unmark ends the pending mark of a step that will not commit.
 func (a *walletActor) unmark() {
 	a.sys.pending.remove(a.marked)
-	a.marked = nil
+	a.marked = ""
 }
 
 func (a *walletActor) encodeBuckets() []byte {
@@ -477,7 +477,7 @@ func (a *walletActor) answer(r *Request) {
 // finish completes the commit in flight: answer its requests, then run what
 // was stashed behind it.
 func (a *walletActor) finish(c *commit) {
-	if c.recKey != nil {
+	if c.recKey != "" {
 		a.sys.pending.remove(c.recKey) // the commit has returned, either way
 	}
 	if c.webhook != "" {
@@ -504,7 +504,7 @@ func (a *walletActor) finish(c *commit) {
 				"storage is temporarily unavailable; retry with the same Idempotency-Key")
 		}
 	} else {
-		if c.recKey != nil {
+		if c.recKey != "" {
 			a.sys.recent.put(c.recKey, c.recVal) // durable now
 		}
 		if c.op == OpWebhook {

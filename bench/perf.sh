@@ -45,25 +45,32 @@ start_sged() {
 # cpu prints the CPU seconds sged has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$pid"/stat; }
 
-# commits summarizes sged's synced-commit latency histogram (needs curl).
-commits() {
+# latencies summarizes three of sged's latency histograms (needs curl): its
+# synced commits, the WAL fsyncs inside them, and how long runnable
+# goroutines waited for a CPU. Bounds are histogram buckets, so "<=".
+latencies() {
 	command -v curl >/dev/null || return 0
-	curl -s "http://$addr/metrics" | awk '
-		/^sge_pebble_commit_duration_seconds_bucket/ {
-			match($0, /le="[^"]+"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2 }
-		/^sge_pebble_commit_duration_seconds_count/ { total = $2 }
-		END {
-			if (!total) exit
-			printf "sged synced commits: %d, latency", total
-			split("50 90 99", q, " ")
-			for (i = 1; i <= 3; i++) for (j = 1; j <= n; j++) if (cum[j] >= q[i] / 100 * total) {
-				printf " p%s <= %g ms", q[i], le[j] * 1000; break }
-			print " (histogram bucket bounds)"
-		}'
+	curl -s "http://$addr/metrics" >"$tmp/metrics"
+	for h in "sge_pebble_commit_duration_seconds synced commits" \
+		"sge_pebble_wal_fsync_seconds WAL fsyncs" \
+		"sge_go_sched_latency_seconds waits for a CPU"; do
+		awk -v name="${h%% *}" -v what="${h#* }" '
+			index($0, name "_bucket{") == 1 {
+				match($0, /le="[^"]+"/); n++; le[n] = substr($0, RSTART + 4, RLENGTH - 5); cum[n] = $2 }
+			index($0, name "_count ") == 1 { total = $2 }
+			END {
+				if (!total) exit
+				printf "sged %s: %d, latency", what, total
+				split("50 90 99", q, " ")
+				for (i = 1; i <= 3; i++) for (j = 1; j <= n; j++) if (cum[j] >= q[i] / 100 * total) {
+					printf " p%s <= %g ms", q[i], le[j] * 1000; break }
+				print ""
+			}' "$tmp/metrics"
+	done
 }
 
 # load runs sgeload against a fresh sged, prints its report, sged's CPU and
-# RSS and its commit latency, and leaves the report in $tmp/last.
+# RSS and its latencies, and leaves the report in $tmp/last.
 load() {
 	start_sged
 	echo
@@ -72,7 +79,7 @@ load() {
 	before=$(cpu)
 	"$tmp/sgeload" -url "http://$addr" -d "$D" "$@" | tee "$tmp/last"
 	echo "sged CPU s during the run: $(awk -v a="$before" -v b="$(cpu)" 'BEGIN { printf "%.2f", b - a }'), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
-	commits
+	latencies
 	stop_sged
 }
 
