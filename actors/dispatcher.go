@@ -11,16 +11,16 @@ import "time"
 // a new worker when none is; a worker then waits up to idle for the next
 // run before it exits, so a burst leaves nothing behind for long. After
 // stop closes, workers exit as soon as they are idle.
-// dispatcherIdle is how long a worker waits for the next run. Bursts of
-// requests are far denser than that; a quiet service keeps no workers.
-const dispatcherIdle = 5 * time.Second
-
 type workerDispatcher struct {
 	runs       chan func()
 	idle       time.Duration
 	stop       <-chan struct{}
 	throughput int
 }
+
+// dispatcherIdle is how long a worker waits for the next run. Bursts of
+// requests are far denser than that; a quiet service keeps no workers.
+const dispatcherIdle = 5 * time.Second
 
 func newWorkerDispatcher(idle time.Duration, stop <-chan struct{}) *workerDispatcher {
 	// 300 messages per run before yielding, as protoactor-go's default.

@@ -82,7 +82,7 @@ func TestRecentRecordsBounded(t *testing.T) {
 // the sizes of a registration's record.
 func BenchmarkRecentRecordsMemory(b *testing.B) {
 	const capacity = DefaultReplayCacheRecords
-	val := make([]byte, 44+190)
+	val := make([]byte, persistence.IdempotencyHeaderSize+190)
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()

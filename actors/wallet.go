@@ -351,7 +351,7 @@ func (a *walletActor) process(r *Request) {
 		c.recKey = recKey
 		c.key = r.Key
 		// Its own buffer: once durable, it is kept in recentRecords.
-		c.recVal = persistence.AppendIdempotency(make([]byte, 0, 44+len(rec.Body)), &rec)
+		c.recVal = persistence.AppendIdempotency(make([]byte, 0, persistence.IdempotencyHeaderSize+len(rec.Body)), &rec)
 		_ = b.Set(r.recordKey, c.recVal, nil)
 		_ = b.Set(persistence.AppendExpiryKey(a.keyBuf[:0], expires, a.walletB, r.Op.scope(), r.Key), nil, nil)
 	}

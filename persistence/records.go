@@ -20,6 +20,9 @@ type Idempotency struct {
 
 const idemVersion = 1
 
+// IdempotencyHeaderSize is the encoded record's size before its body.
+const IdempotencyHeaderSize = 44
+
 // AppendIdempotency encodes r: version(1) expiresAt(8) fingerprint(32)
 // status(2) problem(1) body.
 func AppendIdempotency(dst []byte, r *Idempotency) []byte {
@@ -37,14 +40,14 @@ func AppendIdempotency(dst []byte, r *Idempotency) []byte {
 
 // DecodeIdempotency decodes v into r; r.Body aliases v.
 func DecodeIdempotency(v []byte, r *Idempotency) error {
-	if len(v) < 44 || v[0] != idemVersion {
+	if len(v) < IdempotencyHeaderSize || v[0] != idemVersion {
 		return fmt.Errorf("%w: idempotency record of %d bytes", ErrCorrupt, len(v))
 	}
 	r.ExpiresAt = int64(binary.BigEndian.Uint64(v[1:9]))
 	copy(r.Fingerprint[:], v[9:41])
 	r.Status = int(binary.BigEndian.Uint16(v[41:43]))
 	r.Problem = v[43] == 1
-	r.Body = v[44:]
+	r.Body = v[IdempotencyHeaderSize:]
 	return nil
 }
 
