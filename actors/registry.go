@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/sgeplatform/sge/internal/ratelimit"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -29,6 +30,9 @@ type walletEntry struct {
 	// sent counts messages sent to pid; the actor may passivate only when it
 	// has received all of them (see tryPassivate).
 	sent uint64
+	// claimRefused is the actor's claim-wallet bucket as it was when the
+	// actor last refused a claim, or nil; see System.refuseEarly.
+	claimRefused atomic.Pointer[ratelimit.Bucket]
 }
 
 func (r *registry) init(sys *System) {
@@ -56,7 +60,8 @@ func (r *registry) send(wallet []byte, msg any) bool {
 		}
 		r.n.Add(1)
 		w := string(wallet)
-		e = &walletEntry{pid: r.sys.spawnWallet(w)}
+		e = new(walletEntry)
+		e.pid = r.sys.spawnWallet(w, e)
 		sh.wallets[w] = e
 		if req, ok := msg.(*Request); ok {
 			req.freshActor, req.spawnEpoch = true, r.sys.passivations.Load()
@@ -116,6 +121,19 @@ func (r *registry) forget(wallet string, pid *actor.PID) {
 		r.removeLocked(sh, wallet)
 	}
 	sh.mu.Unlock()
+}
+
+// claimRefused returns the claim bucket the wallet's live actor published
+// when it last refused a claim, or nil.
+func (r *registry) claimRefused(wallet []byte) *ratelimit.Bucket {
+	sh := r.shard(wallet)
+	sh.mu.Lock()
+	e := sh.wallets[string(wallet)]
+	sh.mu.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.claimRefused.Load()
 }
 
 // live returns the number of live wallet actors.

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"sync"
 
+	"github.com/sgeplatform/sge/internal/ratelimit"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -114,21 +115,41 @@ func (s *System) replayRecord(r *Request, v []byte) bool {
 	return true
 }
 
-// refuseEarly answers 429 for a registration whose client IP has no token
-// left, without waking (or spawning) the wallet's actor: a client spraying
-// new wallets from one address costs a map lookup per request, not an actor
-// and a read each. Only requests the actor would refuse too are refused
-// here, and only those that cannot be duplicates of work in flight: keyless
-// ones, and keyed ones whose direct replay found no record and whose key is
-// not pending. The actor marks a key pending before it spends any token, so
-// if the bucket is empty now, every keyed request that took from it is
-// visible as pending or committed. The actor's own order (wallet bucket
-// first) only decides which policy a request refused by both is told about.
+// refuseEarly answers 429 without waking (or spawning) the wallet's actor
+// for a registration whose client IP has no token left, and for a claim
+// whose wallet's claim bucket is empty: a client spraying new wallets from
+// one address, or claims past its quota, costs a map lookup per request,
+// not an actor hop and a read each.
+//
+// Only requests the actor would refuse too are refused here, and only those
+// that cannot be duplicates of work in flight: keyless ones, and keyed ones
+// whose direct replay found no record and whose key is not pending. The
+// actor marks a key pending before it spends any token, so if a bucket is
+// empty now, every keyed request that took from it is visible as pending or
+// committed. The actor's own order (wallet bucket first) only decides which
+// policy a request refused by both is told about.
+//
+// The claim bucket is the actor's; what is read here is the copy it
+// published when it last refused a claim (walletEntry.claimRefused). Since
+// then the bucket has only refilled, as Peek assumes, or lost tokens, so a
+// refusal by the copy is one by the bucket; the actor withdraws the copy
+// when a token comes back (a failed commit) and when it restarts.
 func (s *System) refuseEarly(r *Request) bool {
-	if r.Op != OpRegister {
+	var policy *ratelimit.Policy
+	var d ratelimit.Decision
+	now := s.now().UnixNano()
+	switch r.Op {
+	case OpRegister:
+		policy, d = s.registerIP.Policy(), s.registerIP.Peek(r.IP, now)
+	case OpClaimPrepare:
+		b := s.reg.claimRefused(r.Wallet)
+		if b == nil {
+			return false
+		}
+		policy, d = &s.claimWallet, s.claimWallet.Peek(*b, now)
+	default:
 		return false
 	}
-	d := s.registerIP.Peek(r.IP, s.now().UnixNano())
 	if d.Allowed {
 		return false
 	}
@@ -138,8 +159,8 @@ func (s *System) refuseEarly(r *Request) bool {
 		}
 		s.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	}
-	s.cfg.Observer.RateLimit(PolicyRegisterIP, false)
-	r.addLimit(s.registerIP.Policy(), d)
+	s.cfg.Observer.RateLimit(policy.Name, false)
+	r.addLimit(policy, d)
 	limited(r)
 	return true
 }

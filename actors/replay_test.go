@@ -121,6 +121,67 @@ func TestRefuseEarly(t *testing.T) {
 	}
 }
 
+// Once a wallet's actor has refused a claim, further claims are refused
+// without it, with the same answer, until the bucket refills; a keyed claim
+// is refused early only when its record is known to be absent.
+func TestRefuseEarlyClaims(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	sys := newTestSystemWith(t, Config{ClaimPerHour: 1, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	w := wallet(3)
+	prepare := func(key string) *Request {
+		r := NewRequest()
+		r.Op = OpClaimPrepare
+		r.Wallet = append(r.Wallet, w...)
+		r.Key = append(r.Key, key...)
+		r.Amount = append(r.Amount, "1"...)
+		r.Fingerprint = sha256.Sum256([]byte("prepare " + w))
+		r.IP = netip.MustParseAddr("192.0.2.1")
+		if err := sys.Do(r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	sent := func() uint64 {
+		sh := sys.reg.shard([]byte(w))
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return sh.wallets[w].sent
+	}
+
+	if r := prepare(""); r.Status != 201 {
+		t.Fatalf("first claim: %d %s", r.Status, r.Body)
+	}
+	byActor := prepare("")
+	if byActor.Status != 429 {
+		t.Fatalf("second claim: %d %s", byActor.Status, byActor.Body)
+	}
+	before := sent()
+	for _, key := range []string{"", "k"} {
+		early := prepare(key)
+		if early.Status != 429 || string(early.Body) != string(byActor.Body) ||
+			early.Limits[early.Limited] != byActor.Limits[byActor.Limited] {
+			t.Fatalf("claim with key %q: %d %s %+v, want the actor's %s %+v", key, early.Status, early.Body,
+				early.Limits[early.Limited], byActor.Body, byActor.Limits[byActor.Limited])
+		}
+	}
+	if n := sent(); n != before {
+		t.Fatalf("%d refusals went to the actor", n-before)
+	}
+
+	key := persistence.AppendIdempotencyKey(nil, []byte(w), OpClaimPrepare.scope(), []byte("k"))
+	sys.pending.add(string(key))
+	if r := prepare("k"); r.Status != 429 || sent() != before+1 {
+		t.Fatalf("a pending key was refused without its actor: %d, %d messages", r.Status, sent()-before)
+	}
+	sys.pending.remove(string(key))
+
+	clock.Add(int64(time.Hour))
+	if r := prepare(""); r.Status != 201 {
+		t.Fatalf("claim after the refill: %d %s", r.Status, r.Body)
+	}
+}
+
 func wallet(i int) string {
 	return fmt.Sprintf("0x%040x", i+1)
 }

@@ -203,7 +203,7 @@ var timerPool = sync.Pool{New: func() any {
 
 func (s *System) now() time.Time { return s.cfg.Now() }
 
-func (s *System) spawnWallet(wallet string) *actor.PID {
+func (s *System) spawnWallet(wallet string, entry *walletEntry) *actor.PID {
 	// Wallet actors recover panics in their steps themselves (guard); one
 	// that escapes (in Started) is handled by protoactor-go's default
 	// guardian, which restarts the actor, reloading it from Pebble, and
@@ -215,7 +215,7 @@ func (s *System) spawnWallet(wallet string) *actor.PID {
 	unknown := new(atomic.Bool)
 	unknown.Store(!s.known.mayBeStored(walletB))
 	s.known.add(walletB) // before the actor can write anything
-	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, unknown) },
+	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, unknown, entry) },
 		actor.WithDispatcher(s.dispatcher))
 	return s.as.Root.Spawn(props)
 }

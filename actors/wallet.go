@@ -29,6 +29,9 @@ type walletActor struct {
 	// unknown is set for the first incarnation of a wallet's first actor
 	// when knownWallets had never seen it; load clears it.
 	unknown *atomic.Bool
+	// entry is the actor's registry entry, where it publishes its claim
+	// bucket after a refusal (see System.refuseEarly).
+	entry *walletEntry
 
 	// received counts registry messages, for the passivation handshake.
 	received   uint64
@@ -92,8 +95,8 @@ func (c *commit) Committed(err error) {
 	c.sys.as.Root.Send(c.pid, c)
 }
 
-func newWalletActor(s *System, wallet string, walletB []byte, unknown *atomic.Bool) *walletActor {
-	return &walletActor{sys: s, wallet: wallet, walletB: walletB, unknown: unknown}
+func newWalletActor(s *System, wallet string, walletB []byte, unknown *atomic.Bool, entry *walletEntry) *walletActor {
+	return &walletActor{sys: s, wallet: wallet, walletB: walletB, unknown: unknown, entry: entry}
 }
 
 func (a *walletActor) Receive(ctx actor.Context) {
@@ -117,6 +120,7 @@ func (a *walletActor) Receive(ctx actor.Context) {
 		a.onIdleTick(ctx)
 	case *actor.Started:
 		a.self = ctx.Self()
+		a.entry.claimRefused.Store(nil) // a restart reloads the buckets
 		a.load()
 		a.lastActive = time.Now()
 		a.armIdle(a.sys.cfg.IdleTimeout)
@@ -404,6 +408,10 @@ func (a *walletActor) limit(r *Request, now int64) (spentIP, ok bool) {
 		r.addLimit(p, d)
 		obs.RateLimit(p.Name, d.Allowed)
 		if !d.Allowed {
+			// Until it refills, further claims can be refused without this
+			// actor (System.refuseEarly).
+			b := a.buckets.claim
+			a.entry.claimRefused.Store(&b)
 			limited(r)
 			return false, false
 		}
@@ -438,6 +446,8 @@ func limitedDetail(policy string) string {
 // undo gives back the tokens of a request whose effect was not stored.
 func (a *walletActor) undo(r *Request, spentIP bool, prev walletBuckets) {
 	a.buckets = prev
+	// A token came back: what was published as empty may not be.
+	a.entry.claimRefused.Store(nil)
 	if spentIP {
 		a.sys.registerIP.Refund(r.IP, a.sys.now().UnixNano())
 	}
