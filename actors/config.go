@@ -28,6 +28,9 @@ const (
 	// would let a late retry be processed twice.
 	MinWebhookDedupeTTL   = 72 * time.Hour
 	DefaultMaxLiveWallets = 200_000
+	// DefaultPressureIdleTimeout lets a burst of new wallets, each sending
+	// one request, make room for itself.
+	DefaultPressureIdleTimeout = time.Second
 	// DefaultReplayCacheRecords holds 28 MiB of registration records
 	// (BenchmarkRecentRecordsMemory): several seconds of registrations at
 	// full load, minutes at ordinary rates.
@@ -39,6 +42,11 @@ type Config struct {
 	// IdleTimeout passivates a wallet actor after this long without a
 	// message. Default DefaultIdleTimeout (2m).
 	IdleTimeout time.Duration
+	// PressureIdleTimeout replaces IdleTimeout while three quarters of
+	// MaxLiveWallets or more are alive, for actors that arm their idle timer
+	// then: without it, 200000 new wallets within two minutes would fill
+	// the cap and the next one would get 503. Default 1s.
+	PressureIdleTimeout time.Duration
 	// IdempotencyTTL is how long idempotency records are kept. Default 24h.
 	IdempotencyTTL time.Duration
 	// WebhookDedupeTTL is how long a webhook event id is remembered; a
@@ -90,6 +98,7 @@ type Config struct {
 // EnsureDefaults fills in zero fields.
 func (c *Config) EnsureDefaults() {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.PressureIdleTimeout, DefaultPressureIdleTimeout)
 	setDefault(&c.IdempotencyTTL, DefaultIdempotencyTTL)
 	setDefault(&c.ClaimTTL, DefaultClaimTTL)
 	setDefault(&c.WebhookDedupeTTL, DefaultWebhookDedupeTTL)
@@ -128,6 +137,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	positive("ACTOR_IDLE_TIMEOUT", c.IdleTimeout)
+	positive("pressure idle timeout", c.PressureIdleTimeout)
 	positive("IDEMPOTENCY_TTL", c.IdempotencyTTL)
 	positive("CLAIM_TTL", c.ClaimTTL)
 	if c.WebhookDedupeTTL < MinWebhookDedupeTTL {

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -253,5 +254,43 @@ func TestPanicInAStepUnmarksItsKey(t *testing.T) {
 	}
 	if sys.pending.has(key) {
 		t.Fatal("the key stayed pending after its commit returned")
+	}
+}
+
+// Near the live-wallet cap, actors passivate after PressureIdleTimeout, so
+// a stream of new wallets keeps finding room: none is refused for long,
+// although IdleTimeout is an hour.
+func TestPressurePassivation(t *testing.T) {
+	sys := newTestSystemWith(t, Config{MaxLiveWallets: 4, IdleTimeout: time.Hour, PressureIdleTimeout: 10 * time.Millisecond})
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range 20 {
+		for {
+			r := NewRequest()
+			r.Op = OpRegister
+			r.Wallet = append(r.Wallet, wallet(i)...)
+			r.IP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}) // register-ip allows 5 an hour
+			err := sys.Do(r)
+			if err == nil {
+				if r.Status != 201 {
+					t.Fatalf("wallet %d: %d %s", i, r.Status, r.Body)
+				}
+				break
+			}
+			if !errors.Is(err, ErrOverloaded) || time.Now().After(deadline) {
+				t.Fatalf("wallet %d: %v (live %d)", i, err, sys.LiveWallets())
+			}
+			time.Sleep(time.Millisecond) // poll: room comes when an idle actor passivates
+		}
+		if n := sys.LiveWallets(); n > 4 {
+			t.Fatalf("%d live wallets, cap 4", n)
+		}
+	}
+	// The first two actors armed their timers below the pressure line (3 of
+	// 4) and stay; every later one passivates.
+	for sys.LiveWallets() > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d live wallets long after the stream", sys.LiveWallets())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

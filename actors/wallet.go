@@ -123,7 +123,7 @@ func (a *walletActor) Receive(ctx actor.Context) {
 		a.entry.claimRefused.Store(nil) // a restart reloads the buckets
 		a.load()
 		a.lastActive = time.Now()
-		a.armIdle(a.sys.cfg.IdleTimeout)
+		a.armIdle(a.sys.idleTimeout())
 		a.sys.cfg.Observer.ActorSpawned(kindWallet)
 	case *actor.Restarting:
 		a.stopIdle()
@@ -206,6 +206,16 @@ func (a *walletActor) armIdle(d time.Duration) {
 	a.idle = time.AfterFunc(d, func() { root.Send(self, tick) })
 }
 
+// idleTimeout is how long a wallet actor stays idle before it passivates:
+// IdleTimeout, or PressureIdleTimeout once three quarters of the live-wallet
+// cap are taken, so new wallets find room instead of 503.
+func (s *System) idleTimeout() time.Duration {
+	if 4*s.reg.live() >= 3*s.cfg.MaxLiveWallets {
+		return min(s.cfg.IdleTimeout, s.cfg.PressureIdleTimeout)
+	}
+	return s.cfg.IdleTimeout
+}
+
 func (a *walletActor) stopIdle() {
 	if a.idle != nil {
 		a.idle.Stop()
@@ -215,7 +225,7 @@ func (a *walletActor) stopIdle() {
 // onIdleTick passivates the actor once nothing has happened for the idle
 // timeout, or sets the timer for the rest of it.
 func (a *walletActor) onIdleTick(ctx actor.Context) {
-	idle := a.sys.cfg.IdleTimeout
+	idle := a.sys.idleTimeout()
 	if since := time.Since(a.lastActive); since < idle {
 		a.armIdle(idle - since)
 		return

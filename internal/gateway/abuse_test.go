@@ -69,6 +69,7 @@ func TestLiveWalletCap(t *testing.T) {
 	e := sgetest.Start(t, func(c *gateway.Config) {
 		c.Actors.MaxLiveWallets = 3
 		c.Actors.IdleTimeout = time.Hour
+		c.Actors.PressureIdleTimeout = time.Hour
 	})
 	var live []string
 	for range 3 {
