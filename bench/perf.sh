@@ -67,6 +67,8 @@ latencies() {
 				print ""
 			}' "$tmp/metrics"
 	done
+	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
+		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
 }
 
 # load runs sgeload against a fresh sged, prints its report, sged's CPU and

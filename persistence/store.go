@@ -61,6 +61,10 @@ type Config struct {
 	// OnCommit, when set, observes each group commit (duration, number of
 	// batches in the group, error). It is the hook telemetry hangs on.
 	OnCommit func(d time.Duration, batches int, err error)
+	// OnWriteStall, when set, is told how long each Pebble write stall
+	// lasted: Pebble holding every commit back until a flush or compaction
+	// catches up. Each stall is also logged when it begins.
+	OnWriteStall func(d time.Duration)
 }
 
 // EnsureDefaults fills in zero fields.
@@ -132,6 +136,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
 		Logger:             pebbleLogger{cfg.Logger},
+		EventListener:      stallListener(cfg),
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
@@ -152,6 +157,23 @@ func Open(cfg Config) (*Store, error) {
 	}
 	s.commit = newCommitter(s)
 	return s, nil
+}
+
+// stallListener logs Pebble's write stalls and reports their length to
+// cfg.OnWriteStall. Pebble reports one stall at a time (begin, then end).
+func stallListener(cfg Config) *pebble.EventListener {
+	var began atomic.Int64
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			began.Store(time.Now().UnixNano())
+			cfg.Logger.Warn("pebble write stall: commits wait", "component", "persistence", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			if t := began.Swap(0); t != 0 && cfg.OnWriteStall != nil {
+				cfg.OnWriteStall(time.Duration(time.Now().UnixNano() - t))
+			}
+		},
+	}
 }
 
 var comparer = func() pebble.Comparer {

@@ -3,8 +3,11 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
@@ -180,4 +183,78 @@ func TestReadsUseFiltersAndTheBlockCache(t *testing.T) {
 	if hits := after.BlockCache.Hits - before.BlockCache.Hits; hits < n || after.BlockCache.Size == 0 {
 		t.Errorf("block cache: %d hits over %d reads, %d bytes held", hits, 2*n, after.BlockCache.Size)
 	}
+}
+
+// heldFlushes blocks the creation of sstables until release is closed, so
+// memtables cannot be flushed and Pebble must stall writes.
+type heldFlushes struct {
+	vfs.FS
+	release chan struct{}
+}
+
+func (fs heldFlushes) Create(name string) (vfs.File, error) {
+	if strings.HasSuffix(name, ".sst") {
+		<-fs.release
+	}
+	return fs.FS.Create(name)
+}
+
+// A write stall is logged when it begins and reported with its length when
+// it ends.
+func TestWriteStallsAreReported(t *testing.T) {
+	fs := heldFlushes{vfs.NewMem(), make(chan struct{})}
+	logs := make(chan string, 16)
+	stalls := make(chan time.Duration, 16)
+	s, err := Open(Config{
+		Dir: "db", FS: fs, MemTableBytes: 256 << 10,
+		Logger:       slog.New(slog.NewTextHandler(chanWriter(logs), nil)),
+		OnWriteStall: func(d time.Duration) { stalls <- d },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	written := make(chan error, 1)
+	go func() {
+		value := make([]byte, 4<<10)
+		for i := range 1024 { // 4 MiB: many times what two held memtables take
+			b := s.DB().NewBatch()
+			_ = b.Set(fmt.Appendf(nil, "k/%05d", i), value, nil)
+			if err := s.Commit(b); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+wait:
+	for {
+		select {
+		case line := <-logs:
+			if strings.Contains(line, "pebble write stall") {
+				break wait
+			}
+		case err := <-written:
+			t.Fatalf("every write went through without a stall (err %v)", err)
+		}
+	}
+	close(fs.release)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if d := <-stalls; d <= 0 {
+		t.Fatalf("stall of %s", d)
+	}
+}
+
+// chanWriter sends each write (one log line) to a channel, dropping what
+// does not fit rather than blocking the logger.
+type chanWriter chan string
+
+func (w chanWriter) Write(p []byte) (int, error) {
+	select {
+	case w <- string(p):
+	default:
+	}
+	return len(p), nil
 }

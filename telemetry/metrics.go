@@ -29,6 +29,7 @@ type Metrics struct {
 
 	commitSeconds prometheus.Histogram
 	commitBatches prometheus.Histogram
+	writeStalls   prometheus.Histogram
 	ready         prometheus.Gauge
 
 	pulled *pulledCollector
@@ -110,6 +111,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 		commitSeconds: f.histogram("sge_pebble_commit_duration_seconds", "Latency of a synced Pebble commit.", commitBuckets),
 		commitBatches: f.histogram("sge_pebble_commit_batches", "Batches grouped into one Pebble commit.", groupBuckets),
+		writeStalls:   f.histogram("sge_pebble_write_stall_seconds", "Pebble write stalls (every commit held back until a flush or compaction catches up), by length.", commitBuckets),
 		ready:         f.gauge("sge_ready", "1 when the gateway accepts traffic, 0 while starting or draining."),
 		pulled:        &pulledCollector{},
 	}
@@ -210,6 +212,13 @@ func (m *Metrics) Commit(d time.Duration, batches int, err error) {
 	m.commitBatches.Observe(float64(batches))
 	if err != nil {
 		m.storageErrs.get("commit").Inc()
+	}
+}
+
+// WriteStall records one Pebble write stall of length d.
+func (m *Metrics) WriteStall(d time.Duration) {
+	if m != nil {
+		m.writeStalls.Observe(d.Seconds())
 	}
 }
 

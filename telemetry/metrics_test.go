@@ -147,6 +147,7 @@ func driveAll(m *Metrics) {
 	m.MessageHandled("wallet", 200*time.Microsecond)
 	m.Commit(2*time.Millisecond, 3, nil)
 	m.Commit(time.Millisecond, 1, errors.New("disk full"))
+	m.WriteStall(40 * time.Millisecond)
 	m.StorageError("snapshot")
 	m.SettlementAttempt("claim", "failed")
 	m.SettlementAttempt("claim", "succeeded")
@@ -185,6 +186,7 @@ func TestScrape(t *testing.T) {
 		{"sge_actor_message_duration_seconds", map[string]string{"kind": "wallet"}, 1},
 		{"sge_pebble_commit_duration_seconds", nil, 2},
 		{"sge_pebble_commit_batches", nil, 2},
+		{"sge_pebble_write_stall_seconds", nil, 1},
 		{"sge_storage_errors_total", map[string]string{"op": "commit"}, 1},
 		{"sge_storage_errors_total", map[string]string{"op": "snapshot"}, 1},
 		{"sge_settlement_attempts_total", map[string]string{"kind": "claim", "outcome": "failed"}, 1},
