@@ -67,6 +67,22 @@ latencies() {
 				print ""
 			}' "$tmp/metrics"
 	done
+	# The server's own view of the requests' latency, all POST routes together
+	# (milliseconds, from handler start to answer).
+	awk '
+		index($0, "http_request_duration_ms_bucket{method=\"POST\"") == 1 {
+			match($0, /le="[^"]+"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+			if (!(le in cum)) order[++n] = le
+			cum[le] += $2 }
+		index($0, "http_request_duration_ms_count{method=\"POST\"") == 1 { total += $2 }
+		END {
+			if (!total) exit
+			printf "sged POST requests, as sged timed them: %d, latency", total
+			split("50 90 99", q, " ")
+			for (i = 1; i <= 3; i++) for (j = 1; j <= n; j++) if (cum[order[j]] >= q[i] / 100 * total) {
+				printf " p%s <= %s ms", q[i], order[j]; break }
+			print ""
+		}' "$tmp/metrics"
 	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
 		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
 }
