@@ -200,17 +200,7 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	for range 3000 {
-		var (
-			st  Settlement
-			reg Registration
-			cl  Claim
-		)
-		fill(t, rng, &st, false)
-		fill(t, rng, &reg, false)
-		fill(t, rng, &cl, false)
-		checkJSON(t, &st)
-		checkJSON(t, &reg)
-		checkJSON(t, &cl)
+		checkRandomRecords(t, rng, false)
 	}
 }
 
@@ -219,18 +209,24 @@ func TestRecordJSONMatchesEncodingJSON(t *testing.T) {
 func TestRecordJSONCoversEveryField(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 100 {
-		var (
-			st  Settlement
-			reg Registration
-			cl  Claim
-		)
-		fill(t, rng, &st, true)
-		fill(t, rng, &reg, true)
-		fill(t, rng, &cl, true)
-		checkJSON(t, &st)
-		checkJSON(t, &reg)
-		checkJSON(t, &cl)
+		checkRandomRecords(t, rng, true)
 	}
+}
+
+// checkRandomRecords fills one record of each kind from rng (every field
+// set when every is true) and compares its AppendJSON with encoding/json.
+func checkRandomRecords(t *testing.T, rng *rand.Rand, every bool) {
+	var (
+		st  Settlement
+		reg Registration
+		cl  Claim
+	)
+	fill(t, rng, &st, every)
+	fill(t, rng, &reg, every)
+	fill(t, rng, &cl, every)
+	checkJSON(t, &st)
+	checkJSON(t, &reg)
+	checkJSON(t, &cl)
 }
 
 // timeRefused reports whether time.Time.MarshalJSON refuses t.
