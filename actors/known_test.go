@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -16,25 +15,13 @@ func TestKnownWalletsAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{RegisterPerDayWallet: 1, RegisterPerHourIP: 1 << 30}
 	start := func() (*System, func()) {
-		store, err := persistence.Open(persistence.Config{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		as := actor.NewActorSystem()
-		sys, err := New(cfg, store, as)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sys, stop := startTestSystem(t, dir, cfg)
 		<-sys.known.scanned
 		if !sys.known.ready.Load() {
 			t.Fatal("start-up scan did not finish")
 		}
 		return sys, func() {
-			if err := sys.Shutdown(t.Context()); err != nil {
-				t.Error(err)
-			}
-			as.Shutdown()
-			if err := store.Close(); err != nil {
+			if err := stop(); err != nil {
 				t.Error(err)
 			}
 		}

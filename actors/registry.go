@@ -30,6 +30,9 @@ type walletEntry struct {
 	// sent counts messages sent to pid; the actor may passivate only when it
 	// has received all of them (see tryPassivate).
 	sent uint64
+	// unknown is set at spawn when knownWallets had never seen the wallet:
+	// the actor's first incarnation has nothing to load (load clears it).
+	unknown atomic.Bool
 	// claimRefused is the actor's claim-wallet bucket as it was when the
 	// actor last refused a claim, or nil; see System.refuseEarly.
 	claimRefused atomic.Pointer[ratelimit.Bucket]

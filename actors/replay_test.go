@@ -20,21 +20,28 @@ func newTestSystem(t *testing.T) *System {
 
 func newTestSystemWith(t *testing.T, cfg Config) *System {
 	t.Helper()
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	sys, stop := startTestSystem(t, t.TempDir(), cfg)
+	t.Cleanup(func() { _ = stop() })
+	return sys
+}
+
+// startTestSystem opens the store in dir and starts a System on it; stop
+// shuts both down and returns what failed.
+func startTestSystem(t *testing.T, dir string, cfg Config) (sys *System, stop func() error) {
+	t.Helper()
+	store, err := persistence.Open(persistence.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	as := actor.NewActorSystem()
-	sys, err := New(cfg, store, as)
-	if err != nil {
+	if sys, err = New(cfg, store, as); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = sys.Shutdown(t.Context())
+	return sys, func() error {
+		err := sys.Shutdown(t.Context())
 		as.Shutdown()
-		_ = store.Close()
-	})
-	return sys
+		return errors.Join(err, store.Close())
+	}
 }
 
 func register(sys *System, wallet, key string) *Request {
@@ -224,20 +231,7 @@ func (o *panicOnLimit) RateLimit(string, bool) {
 // until the process restarts.
 func TestPanicInAStepUnmarksItsKey(t *testing.T) {
 	obs := &panicOnLimit{}
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	as := actor.NewActorSystem()
-	sys, err := New(Config{Observer: obs}, store, as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = sys.Shutdown(t.Context())
-		as.Shutdown()
-		_ = store.Close()
-	}()
+	sys := newTestSystemWith(t, Config{Observer: obs})
 	w := "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
 	key := persistence.AppendIdempotencyKey(nil, []byte(w), OpRegister.scope(), []byte("k"))
 

@@ -212,10 +212,9 @@ func (s *System) spawnWallet(wallet string, entry *walletEntry) *actor.PID {
 	// A wallet never seen has nothing stored: its first actor need not read
 	// its buckets. Restarts of that actor (which may follow a write) read.
 	walletB := []byte(wallet) // shared by every incarnation, read-only
-	unknown := new(atomic.Bool)
-	unknown.Store(!s.known.mayBeStored(walletB))
+	entry.unknown.Store(!s.known.mayBeStored(walletB))
 	s.known.add(walletB) // before the actor can write anything
-	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, unknown, entry) },
+	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, entry) },
 		actor.WithDispatcher(s.dispatcher))
 	return s.as.Root.Spawn(props)
 }

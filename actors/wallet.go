@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -26,11 +25,9 @@ type walletActor struct {
 	wallet  string
 	walletB []byte
 	self    *actor.PID
-	// unknown is set for the first incarnation of a wallet's first actor
-	// when knownWallets had never seen it; load clears it.
-	unknown *atomic.Bool
-	// entry is the actor's registry entry, where it publishes its claim
-	// bucket after a refusal (see System.refuseEarly).
+	// entry is the actor's registry entry: whether the wallet was unknown
+	// at spawn, and where the actor publishes its claim bucket after a
+	// refusal (see System.refuseEarly).
 	entry *walletEntry
 
 	// received counts registry messages, for the passivation handshake.
@@ -95,8 +92,8 @@ func (c *commit) Committed(err error) {
 	c.sys.as.Root.Send(c.pid, c)
 }
 
-func newWalletActor(s *System, wallet string, walletB []byte, unknown *atomic.Bool, entry *walletEntry) *walletActor {
-	return &walletActor{sys: s, wallet: wallet, walletB: walletB, unknown: unknown, entry: entry}
+func newWalletActor(s *System, wallet string, walletB []byte, entry *walletEntry) *walletActor {
+	return &walletActor{sys: s, wallet: wallet, walletB: walletB, entry: entry}
 }
 
 func (a *walletActor) Receive(ctx actor.Context) {
@@ -167,7 +164,7 @@ func (a *walletActor) guard(f func()) {
 }
 
 func (a *walletActor) load() {
-	if a.unknown.Swap(false) {
+	if a.entry.unknown.Swap(false) {
 		return // a wallet never seen (knownWallets): nothing to read
 	}
 	v, err := a.sys.store.Get(a.valBuf[:0], a.bucketsKey())

@@ -9,7 +9,8 @@ import (
 // The records' JSON is written by hand: encoding/json.Marshal took about 4%
 // of server CPU on the registration path (reflection and allocations). The
 // appenders' output is byte-identical to json.Marshal's, so stored records
-// and API bodies do not change and json.Unmarshal still reads them; the
+// and the real backend's request body do not change and json.Unmarshal
+// still reads them; the
 // tests (and FuzzRecordJSON) compare the two byte for byte. A field added
 // to a record must be added to its appender: TestRecordJSONCoversEveryField
 // fails until it is.

@@ -25,15 +25,16 @@ var (
 	latencyBuckets = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1}
 )
 
-// walFsyncHistogram re-buckets Pebble's fsync latency histogram.
-func walFsyncHistogram(pm *pebble.Metrics) (prometheus.Metric, bool) {
+// walFsyncHistogram re-buckets Pebble's fsync latency histogram; nil when
+// Pebble has none.
+func walFsyncHistogram(pm *pebble.Metrics) prometheus.Metric {
 	h := pm.LogWriter.FsyncLatency
 	if h == nil {
-		return nil, false
+		return nil
 	}
 	var m dto.Metric
 	if err := h.Write(&m); err != nil || m.Histogram == nil {
-		return nil, false
+		return nil
 	}
 	const ns = 1e-9
 	var upper []float64
@@ -43,10 +44,11 @@ func walFsyncHistogram(pm *pebble.Metrics) (prometheus.Metric, bool) {
 		cum = append(cum, b.GetCumulativeCount())
 	}
 	return prometheus.MustNewConstHistogram(walFsyncDesc, m.Histogram.GetSampleCount(),
-		m.Histogram.GetSampleSum()*ns, rebucket(upper, cum)), true
+		m.Histogram.GetSampleSum()*ns, rebucket(upper, cum))
 }
 
-// schedLatencyHistogram re-buckets the Go scheduler's latency histogram.
+// schedLatencyHistogram re-buckets the Go scheduler's latency histogram;
+// nil when the runtime has none.
 func schedLatencyHistogram() prometheus.Metric {
 	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
 	metrics.Read(s)

@@ -114,7 +114,7 @@ func (c *pulledCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range pebbleStats {
 			ch <- prometheus.MustNewConstMetric(s.desc, s.typ, s.value(pm))
 		}
-		if m, ok := walFsyncHistogram(pm); ok {
+		if m := walFsyncHistogram(pm); m != nil {
 			ch <- m
 		}
 		for i := range pm.Levels {

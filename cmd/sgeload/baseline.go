@@ -71,6 +71,19 @@ func (b *baselineServer) close() {
 	_ = b.cmd.Wait()
 }
 
+// serveBaselineIfChild serves the baseline and exits when this process was
+// started as the baseline server (startBaseline); otherwise it returns.
+func serveBaselineIfChild() {
+	if os.Getenv(baselineEnv) != "1" {
+		return
+	}
+	if err := serveBaseline(); err != nil {
+		fmt.Fprintln(os.Stderr, "sgeload baseline:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
 // serveBaseline is the child's side: it prints its address, then serves until
 // its standard input closes (the parent closed it, or died).
 func serveBaseline() error {

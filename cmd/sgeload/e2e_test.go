@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,13 +16,7 @@ import (
 // fasthttp keeps process-wide helpers (date ticker, DNS cache cleaner) and its
 // cleaners sleep up to 10s before noticing they are done; everything else must be gone.
 func TestMain(m *testing.M) {
-	if os.Getenv(baselineEnv) == "1" { // startBaseline re-executes the test binary
-		if err := serveBaseline(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		return
-	}
+	serveBaselineIfChild() // startBaseline re-executes the test binary
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),

@@ -15,13 +15,7 @@ import (
 )
 
 func main() {
-	if os.Getenv(baselineEnv) == "1" {
-		if err := serveBaseline(); err != nil {
-			fmt.Fprintln(os.Stderr, "sgeload baseline:", err)
-			os.Exit(2)
-		}
-		return
-	}
+	serveBaselineIfChild()
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
