@@ -102,18 +102,11 @@ func (s *System) PurgeExpired() (int, error) {
 	}()
 	for it.First(); it.Valid(); it.Next() {
 		ik := it.Key()
-		rest := ik[len(persistence.PrefixExpiry):]
-		if len(rest) < 9 {
-			_ = b.Delete(ik, nil)
-			continue
-		}
-		at := int64(binary.BigEndian.Uint64(rest))
-		parts := bytes.SplitN(rest[9:], []byte{'/'}, 3)
 		_ = b.Delete(ik, nil)
-		if len(parts) != 3 {
+		at, wallet, route, key, ok := persistence.ParseExpiryKey(ik)
+		if !ok {
 			continue
 		}
-		wallet, route, key := parts[0], string(parts[1]), parts[2]
 		rk := persistence.AppendIdempotencyKey(nil, wallet, route, key)
 		s.reg.sendIfLive(wallet, &purge{key: rk, expiresAt: at}, func() {
 			if s.purgeRecord(rk, at) {

@@ -86,7 +86,7 @@ func (s *System) replay(r *Request) bool {
 	if v := s.recent.get(r.recordKey); v != nil && s.replayRecord(r, v) {
 		return true // durable: only committed records are kept there
 	}
-	if !s.known.mayBeStored(r.Wallet) {
+	if !s.known.mayBeStored(r.Wallet) || !s.records.mayBeStored(r.recordKey) {
 		r.absent = true // what the read would have found, without it
 		return false
 	}

@@ -56,6 +56,7 @@ type System struct {
 	pending        pendingKeys
 	recent         *recentRecords
 	known          *knownWallets
+	records        *recordKeys
 	dispatcher     *workerDispatcher // runs the wallet actors
 	// passivations counts wallet actors removed from the registry.
 	passivations atomic.Uint64
@@ -93,6 +94,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 	}
 	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
 	s.known = newKnownWallets()
+	s.records = newRecordKeys(defaultRecordGenSize)
 	s.reg.init(s)
 	s.pending.init()
 	s.recent = newRecentRecords(max(cfg.ReplayCacheRecords, 0))
@@ -107,12 +109,18 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 	if err := s.restoreIPBuckets(); err != nil {
 		return nil, err
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.maintain()
 	go func() {
 		defer s.wg.Done()
 		if err := s.known.scan(store, s.stop); err != nil {
 			s.log.Error("scan stored wallets (every wallet counts as known)", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.records.scan(store, s.now().UnixNano(), s.stop); err != nil {
+			s.log.Error("scan idempotency records (every record counts as stored)", "err", err)
 		}
 	}()
 	return s, nil

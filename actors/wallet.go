@@ -287,7 +287,11 @@ func (a *walletActor) process(r *Request) {
 		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	} else if hasKey {
 		v, err := a.sys.recent.get(r.recordKey), error(nil)
-		if v == nil {
+		switch {
+		case v != nil:
+		case !a.sys.records.mayBeStored(r.recordKey):
+			err = persistence.ErrNotFound // what the read would find, without it
+		default:
 			v, err = a.sys.store.Get(a.valBuf[:0], r.recordKey)
 			a.valBuf = v[:0] // never a cached record: valBuf is written to
 		}
@@ -358,6 +362,7 @@ func (a *walletActor) process(r *Request) {
 	}
 	if hasKey {
 		expires := now.Add(a.sys.cfg.IdempotencyTTL).UnixNano()
+		a.sys.records.add(r.recordKey, expires, nowNano) // before the record can be read
 		rec := persistence.Idempotency{ExpiresAt: expires, Fingerprint: r.Fingerprint, Status: r.Status, Problem: r.Problem, Body: r.Body}
 		c.recKey = recKey
 		c.key = r.Key

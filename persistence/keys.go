@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"hash/crc32"
@@ -107,6 +108,25 @@ func AppendExpiryKey(dst []byte, at int64, wallet []byte, route string, key []by
 	dst = append(dst, route...)
 	dst = append(dst, '/')
 	return append(dst, key...)
+}
+
+// ParseExpiryKey splits an expiry-index key into its record's expiry and
+// (wallet, route, key); ok is false for a key of another shape.
+func ParseExpiryKey(ik []byte) (at int64, wallet []byte, route string, key []byte, ok bool) {
+	rest, found := bytes.CutPrefix(ik, PrefixExpiry)
+	if !found || len(rest) < 9 || rest[8] != '/' {
+		return 0, nil, "", nil, false
+	}
+	at = int64(binary.BigEndian.Uint64(rest))
+	wallet, rest, found = bytes.Cut(rest[9:], []byte{'/'})
+	if !found {
+		return 0, nil, "", nil, false
+	}
+	r, key, found := bytes.Cut(rest, []byte{'/'})
+	if !found {
+		return 0, nil, "", nil, false
+	}
+	return at, wallet, string(r), key, true
 }
 
 // AppendSettlementLocator appends "g/settlement/<id>".
