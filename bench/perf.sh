@@ -42,8 +42,11 @@ start_sged() {
 	exit 1
 }
 
-# cpu prints the CPU seconds sged has used so far.
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$pid"/stat; }
+# cpu prints the CPU seconds sged has used so far (user, then system), and
+# faults its minor page faults: each costs CPU on first touch of a page, and
+# on a VM that is not little (BenchmarkPageFault).
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' /proc/"$pid"/stat; }
+faults() { awk '{ print $10 }' /proc/"$pid"/stat; }
 
 # latencies summarizes three of sged's latency histograms (needs curl): its
 # synced commits, the WAL fsyncs inside them, and how long runnable
@@ -93,10 +96,10 @@ load() {
 	start_sged
 	echo
 	echo "\$ sgeload $*"
-	local before
-	before=$(cpu)
+	local before flt
+	before=$(cpu) flt=$(faults)
 	"$tmp/sgeload" -url "http://$addr" -d "$D" "$@" | tee "$tmp/last"
-	echo "sged CPU s during the run: $(awk -v a="$before" -v b="$(cpu)" 'BEGIN { printf "%.2f", b - a }'), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
+	echo "sged CPU s during the run: $(echo "$before $(cpu)" | awk '{ printf "%.2f (user %.2f, system %.2f)", $3 + $4 - $1 - $2, $3 - $1, $4 - $2 }'), minor page faults: $(($(faults) - flt)), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
 	latencies
 	stop_sged
 }
