@@ -87,6 +87,19 @@ func settings(c *config) []setting {
 		{env: "SWEEP_INTERVAL", def: actors.DefaultSweepInterval.String(), usage: "how often settlements left due with no actor are resumed", set: duration(&c.Settlements.SweepInterval)},
 		{env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the /admin API (off when empty)", set: str(&c.Transport.AdminToken)},
 		{env: "MAX_LIVE_WALLETS", def: itoa(actors.DefaultMaxLiveWallets), usage: "cap on wallet actors alive at once; beyond it new wallets get 503", set: integer(&c.Actors.MaxLiveWallets)},
+		{env: "WAL_MIN_SYNC_INTERVAL", def: persistence.DefaultWALMinSyncInterval.String(), usage: "least time between two WAL fsyncs; commits meanwhile share the next one (0: each commit syncs at once)", set: func(v string) error {
+			d := &c.Store.WALMinSyncInterval
+			if err := duration(d)(v); err != nil {
+				return err
+			}
+			switch {
+			case *d < 0:
+				return errors.New("must not be negative")
+			case *d == 0:
+				*d = -1 // persistence's "no delay"; its zero means the default
+			}
+			return nil
+		}},
 		{env: "REPLAY_CACHE_RECORDS", def: itoa(actors.DefaultReplayCacheRecords), usage: "recently committed idempotency records kept in memory to answer retries without a read (negative: none)", set: integer(&c.Actors.ReplayCacheRecords)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},

@@ -206,14 +206,33 @@ func TestGracefulShutdownExitsZero(t *testing.T) {
 
 func TestInvalidConfigReportsEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
-	env := map[string]string{"RL_CLAIM_PER_HOUR": "many", "IDEMPOTENCY_TTL": "1 day", "TRUSTED_PROXIES": "10.0.0.0/99", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}
+	env := map[string]string{"RL_CLAIM_PER_HOUR": "many", "IDEMPOTENCY_TTL": "1 day", "TRUSTED_PROXIES": "10.0.0.0/99", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318", "WAL_MIN_SYNC_INTERVAL": "-1ms"}
 	code := run(context.Background(), []string{"--claim-ttl=-1s"}, func(k string) string { return env[k] }, &stderr)
 	if code != exitConfig {
 		t.Fatalf("exit code %d, want %d", code, exitConfig)
 	}
-	for _, want := range []string{"RL_CLAIM_PER_HOUR", "IDEMPOTENCY_TTL", "TRUSTED_PROXIES", "CLAIM_TTL", "OTLP endpoint"} {
+	for _, want := range []string{"RL_CLAIM_PER_HOUR", "IDEMPOTENCY_TTL", "TRUSTED_PROXIES", "CLAIM_TTL", "OTLP endpoint", "WAL_MIN_SYNC_INTERVAL"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not mention %s:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// WAL_MIN_SYNC_INTERVAL=0 turns the interval off; persistence reads a zero
+// as "the default", so the setting must hand it a negative.
+func TestWALMinSyncIntervalSetting(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": persistence.DefaultWALMinSyncInterval, "0": -1, "250us": 250 * time.Microsecond} {
+		cfg, err := parseConfig(nil, func(k string) string {
+			if k == "WAL_MIN_SYNC_INTERVAL" {
+				return v
+			}
+			return ""
+		}, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", v, err)
+		}
+		if got := cfg.Store.WALMinSyncInterval; got != want {
+			t.Errorf("WAL_MIN_SYNC_INTERVAL=%q: %v, want %v", v, got, want)
 		}
 	}
 }
