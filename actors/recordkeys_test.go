@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -212,26 +213,12 @@ func BenchmarkRecordKeysFalsePositives(b *testing.B) {
 // 200 000 records, reported per record. The service answers during the
 // scan (every record counts as stored until it ends).
 func BenchmarkRecordKeysScan(b *testing.B) {
-	store, err := persistence.Open(persistence.Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
 	const records = 200_000
 	at := time.Now().Add(time.Hour).UnixNano()
-	for i := 0; i < records; i += 10_000 {
-		batch := store.DB().NewBatch()
-		for j := i; j < i+10_000; j++ {
-			w := fmt.Appendf(nil, "0x%040x", j)
-			_ = batch.Set(persistence.AppendExpiryKey(nil, at+int64(j), w, "register", []byte("01M8EN5EEJER8J424MRVZ0WMMC")), nil, nil)
-		}
-		if err := store.Commit(batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := store.DB().Compact([]byte("g/"), []byte("g0"), true); err != nil {
-		b.Fatal(err)
-	}
+	store := compactedStore(b, records, persistence.PrefixExpiry, func(batch *pebble.Batch, i int) {
+		w := fmt.Appendf(nil, "0x%040x", i)
+		_ = batch.Set(persistence.AppendExpiryKey(nil, at+int64(i), w, "register", []byte("01M8EN5EEJER8J424MRVZ0WMMC")), nil, nil)
+	})
 	b.ResetTimer()
 	for range b.N {
 		f := newRecordKeys(defaultRecordGenSize)
