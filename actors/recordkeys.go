@@ -34,13 +34,14 @@ import (
 // of generations live; past that the newest keeps filling and
 // answers "may be stored" more often, which costs reads, not correctness.
 // By default 16 generations of 1 Mi keys in 2 MiB each: 16 million
-// unexpired records in at most 32 MiB are filtered well, which with the
-// default 24 h TTL is 194 new keys a second, sustained.
+// unexpired records in at most 32 MiB (and a spare generation) are filtered
+// well, which with the default 24 h TTL is 194 new keys a second, sustained.
 type recordKeys struct {
 	seed    maphash.Seed
 	size    recordGenSize
 	gens    atomic.Pointer[[]*recordGen] // oldest first; replaced, never modified
 	mu      sync.Mutex                   // serializes add, and with it each roll
+	spare   *recordGen                   // the next generation, allocated off the lock; under mu
 	ready   atomic.Bool
 	scanned chan struct{} // closed when the start-up scan has ended
 }
@@ -61,7 +62,20 @@ var defaultRecordGenSize = recordGenSize{words: 1 << 18, keys: 1 << 20, limit: 1
 func newRecordKeys(size recordGenSize) *recordKeys {
 	f := &recordKeys{seed: maphash.MakeSeed(), size: size, scanned: make(chan struct{})}
 	f.gens.Store(&[]*recordGen{f.newGen()})
+	go f.prepareSpare()
 	return f
+}
+
+// prepareSpare allocates the next generation and faults its pages in, which
+// takes milliseconds on a small VM: off the lock every adder waits on.
+func (f *recordKeys) prepareSpare() {
+	spare := f.newGen()
+	for i := 0; i < len(spare.words); i += 512 { // a word a 4 KiB page
+		spare.words[i].Store(0)
+	}
+	f.mu.Lock()
+	f.spare = spare
+	f.mu.Unlock()
 }
 
 func (f *recordKeys) newGen() *recordGen { return &recordGen{words: make(blockFilter, f.size.words)} }
@@ -100,9 +114,14 @@ func (f *recordKeys) roll(gens []*recordGen, now int64) *recordGen {
 			next = append(next, g)
 		}
 	}
-	g := f.newGen()
+	g := f.spare
+	if g == nil {
+		g = f.newGen()
+	}
+	f.spare = nil
 	next = append(next, g)
 	f.gens.Store(&next)
+	go f.prepareSpare()
 	return g
 }
 

@@ -228,3 +228,22 @@ func BenchmarkRecordKeysScan(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*records), "ns/record")
 }
+
+// BenchmarkRecordKeysAdd is the cost of an add, and the worst of the adds
+// that roll to a new generation (one per 1 Mi keys).
+func BenchmarkRecordKeysAdd(b *testing.B) {
+	f := newRecordKeys(defaultRecordGenSize)
+	key := []byte("w/3f/0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed/i/register/0000000000")
+	var roll time.Duration
+	for i := 0; b.Loop(); i++ {
+		copy(key[len(key)-10:], fmt.Appendf(nil, "%010d", i))
+		if i == 0 || i%defaultRecordGenSize.keys != 0 {
+			f.add(key, 2, 1)
+			continue
+		}
+		start := time.Now()
+		f.add(key, 2, 1)
+		roll = max(roll, time.Since(start))
+	}
+	b.ReportMetric(float64(roll.Microseconds()), "roll-µs")
+}
