@@ -117,9 +117,10 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 			s.log.Error("scan stored wallets (every wallet counts as known)", "err", err)
 		}
 	}()
+	startedAt := s.now().UnixNano() // read here: tests move the clock once New returns
 	go func() {
 		defer s.wg.Done()
-		if err := s.records.scan(store, s.now().UnixNano(), s.stop); err != nil {
+		if err := s.records.scan(store, startedAt, s.stop); err != nil {
 			s.log.Error("scan idempotency records (every record counts as stored)", "err", err)
 		}
 	}()
