@@ -68,6 +68,9 @@ func (c *recentRecords) put(key string, val []byte) {
 // not be modified.
 func (c *recentRecords) get(key []byte) []byte {
 	s := &c.shards[maphash.Bytes(c.seed, key)%recentShards]
+	if len(s.order) == 0 {
+		return nil // the cache is off (order never changes length)
+	}
 	s.mu.Lock()
 	v := s.records[string(key)]
 	s.mu.Unlock()

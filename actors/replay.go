@@ -80,23 +80,39 @@ var replayPool = sync.Pool{New: func() any { return new(replayBuf) }}
 // replay answers r from its durable idempotency record (r.recordKey), if it
 // has one that matches; it reports whether it did.
 func (s *System) replay(r *Request) bool {
-	buf := replayPool.Get().(*replayBuf)
-	defer replayPool.Put(buf)
 	r.readEpoch = s.passivations.Load()
-	if v := s.recent.get(r.recordKey); v != nil && s.replayRecord(r, v) {
-		return true // durable: only committed records are kept there
-	}
-	if !s.known.mayBeStored(r.Wallet) || !s.records.mayBeStored(r.recordKey) {
-		r.absent = true // what the read would have found, without it
+	if !s.known.mayBeStored(r.Wallet) {
+		r.absent = true // a wallet never seen has no records, cached or stored
 		return false
 	}
-	v, err := s.store.Get(buf.val[:0], r.recordKey)
-	buf.val = v[:0]
+	buf := replayPool.Get().(*replayBuf)
+	defer replayPool.Put(buf)
+	v, cached, err := s.findRecord(r.recordKey, buf.val[:0])
+	if !cached {
+		buf.val = v[:0]
+	}
 	if err != nil {
 		r.absent = errors.Is(err, persistence.ErrNotFound)
 		return false
 	}
-	return !s.pending.has(r.recordKey) && s.replayRecord(r, v)
+	// A cached record is durable; one read from Pebble is unless pending.
+	return (cached || !s.pending.has(r.recordKey)) && s.replayRecord(r, v)
+}
+
+// findRecord looks up the idempotency record at key: in recentRecords
+// (cached, durable, shared: not to be modified), else in Pebble, read into
+// dst. It answers persistence.ErrNotFound without a read when recordKeys
+// rules the record out. A cached record is the newest this process
+// committed under its key, so Pebble holds nothing newer that is durable.
+func (s *System) findRecord(key, dst []byte) (v []byte, cached bool, err error) {
+	if v := s.recent.get(key); v != nil {
+		return v, true, nil
+	}
+	if !s.records.mayBeStored(key) {
+		return dst, false, persistence.ErrNotFound
+	}
+	v, err = s.store.Get(dst, key)
+	return v, false, err
 }
 
 // replayRecord answers r from the durable record v if it is unexpired and

@@ -286,13 +286,8 @@ func (a *walletActor) process(r *Request) {
 		r.Idempotency = IdemMiss
 		a.sys.cfg.Observer.Idempotency(r.Op.Route(), "miss")
 	} else if hasKey {
-		v, err := a.sys.recent.get(r.recordKey), error(nil)
-		switch {
-		case v != nil:
-		case !a.sys.records.mayBeStored(r.recordKey):
-			err = persistence.ErrNotFound // what the read would find, without it
-		default:
-			v, err = a.sys.store.Get(a.valBuf[:0], r.recordKey)
+		v, cached, err := a.sys.findRecord(r.recordKey, a.valBuf[:0])
+		if !cached {
 			a.valBuf = v[:0] // never a cached record: valBuf is written to
 		}
 		switch {
