@@ -171,9 +171,15 @@ func PutSettlement(b *pebble.Batch, st *persistence.Settlement, at time.Time) er
 	if err := setSettlement(b, st); err != nil {
 		return err
 	}
-	w := []byte(st.Wallet)
-	_ = b.Set(persistence.AppendSettlementLocator(nil, []byte(st.ID)), w, nil)
-	return b.Set(persistence.AppendDueKey(nil, at.UnixNano(), []byte(st.ID)), w, nil)
+	p := getScratch()
+	buf := append((*p)[:0], st.Wallet...)
+	w := len(buf)
+	buf = persistence.AppendSettlementLocator(buf, []byte(st.ID))
+	_ = b.Set(buf[w:], buf[:w], nil)
+	buf = persistence.AppendDueKey(buf[:w], at.UnixNano(), []byte(st.ID))
+	err := b.Set(buf[w:], buf[:w], nil)
+	putScratch(p, buf)
+	return err
 }
 
 // putRecord writes v, a record's JSON, under the wallet's key (tag, id). v

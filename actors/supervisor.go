@@ -579,21 +579,15 @@ func readSettlement(store *persistence.Store, id string) (*persistence.Settlemen
 	return st, nil
 }
 
-// settlementBufs holds buffers for setSettlement's key and record.
-var settlementBufs = sync.Pool{New: func() any { return new([]byte) }}
-
 // setSettlement writes st's record into b. The key and the record share a
-// pooled buffer: Batch.Set copies both, so it is free once Set returns.
+// scratch buffer.
 func setSettlement(b *pebble.Batch, st *persistence.Settlement) error {
-	p := settlementBufs.Get().(*[]byte)
+	p := getScratch()
 	buf := persistence.AppendWalletKey((*p)[:0], []byte(st.Wallet), persistence.TagSettlement, []byte(st.ID))
 	k := len(buf)
 	buf = st.AppendJSON(buf)
 	err := b.Set(buf[:k], buf[k:], nil)
-	if cap(buf) <= 64<<10 { // a huge lastError is not worth keeping
-		*p = buf[:0]
-		settlementBufs.Put(p)
-	}
+	putScratch(p, buf)
 	return err
 }
 

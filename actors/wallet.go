@@ -45,8 +45,9 @@ type walletActor struct {
 	current *Request
 	marked  string
 	stash   []*Request
-	keyBuf  []byte
-	valBuf  []byte
+	// keyBuf and valBuf are lent for one message (lend).
+	keyBuf []byte
+	valBuf []byte
 }
 
 // walletBuckets is the wallet's rate-limit state, persisted under w/…/b with
@@ -97,6 +98,11 @@ func newWalletActor(s *System, wallet string, walletB []byte, entry *walletEntry
 }
 
 func (a *walletActor) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *Request, *commit, *purge, *actor.Started:
+		k, v := a.lend()
+		defer a.giveBack(k, v)
+	}
 	switch m := ctx.Message().(type) {
 	case *Request:
 		a.received++
@@ -161,6 +167,20 @@ func (a *walletActor) guard(f func()) {
 		}
 	}()
 	f()
+}
+
+// lend gives the actor its key and value buffers for one message (see
+// scratchBufs); giveBack returns them when the message is handled.
+func (a *walletActor) lend() (k, v *[]byte) {
+	k, v = getScratch(), getScratch()
+	a.keyBuf, a.valBuf = (*k)[:0], (*v)[:0]
+	return k, v
+}
+
+func (a *walletActor) giveBack(k, v *[]byte) {
+	putScratch(k, a.keyBuf)
+	putScratch(v, a.valBuf)
+	a.keyBuf, a.valBuf = nil, nil
 }
 
 func (a *walletActor) load() {
