@@ -1,8 +1,6 @@
 package actors
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -87,7 +85,7 @@ type purge struct {
 // while the registry shard is locked, so no actor can race the delete.
 func (s *System) PurgeExpired() (int, error) {
 	now := s.now().UnixNano()
-	upper := binary.BigEndian.AppendUint64(bytes.Clone(persistence.PrefixExpiry), uint64(now))
+	upper := persistence.TimeBound(persistence.PrefixExpiry, now)
 	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixExpiry, UpperBound: upper})
 	if err != nil {
 		return 0, err

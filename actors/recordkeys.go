@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"sync"
@@ -146,8 +145,10 @@ func (f *recordKeys) mayBeStored(key []byte) bool {
 // stored) if stop closes first.
 func (f *recordKeys) scan(store *persistence.Store, now int64, stop <-chan struct{}) error {
 	defer close(f.scanned)
-	lower := binary.BigEndian.AppendUint64(append([]byte(nil), persistence.PrefixExpiry...), uint64(now)+1)
-	it, err := store.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: persistence.PrefixEnd(persistence.PrefixExpiry)})
+	it, err := store.DB().NewIter(&pebble.IterOptions{
+		LowerBound: persistence.TimeBound(persistence.PrefixExpiry, now+1),
+		UpperBound: persistence.PrefixEnd(persistence.PrefixExpiry),
+	})
 	if err != nil {
 		return err
 	}

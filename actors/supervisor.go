@@ -417,7 +417,7 @@ func (s *Supervisor) sweep(resume bool) (int, error) {
 		lower = s.mu.resumeAt
 	}
 	s.mu.Unlock()
-	upper := binary.BigEndian.AppendUint64(bytes.Clone(persistence.PrefixDue), uint64(s.cfg.Now().UnixNano()+1))
+	upper := persistence.TimeBound(persistence.PrefixDue, s.cfg.Now().UnixNano()+1)
 	if bytes.Compare(lower, upper) >= 0 {
 		lower = persistence.PrefixDue // the clock moved back: start over
 	}
@@ -486,7 +486,7 @@ const minSweepGap = 20 * time.Millisecond
 // nextDue is the time of the first due entry after now without a live actor,
 // looking at a bounded number of entries.
 func (s *Supervisor) nextDue() (time.Time, bool) {
-	lower := binary.BigEndian.AppendUint64(bytes.Clone(persistence.PrefixDue), uint64(s.cfg.Now().UnixNano()+1))
+	lower := persistence.TimeBound(persistence.PrefixDue, s.cfg.Now().UnixNano()+1)
 	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: persistence.PrefixEnd(persistence.PrefixDue)})
 	if err != nil {
 		return time.Time{}, false

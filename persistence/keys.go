@@ -142,6 +142,13 @@ func AppendDueKey(dst []byte, at int64, id []byte) []byte {
 	return append(dst, id...)
 }
 
+// TimeBound is the first key an entry of the time-ordered index under
+// prefix (PrefixDue, PrefixExpiry) can have at time at: entries before at sort
+// below it, entries at or after at above. Iterators take it as a bound.
+func TimeBound(prefix []byte, at int64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(prefix), uint64(at))
+}
+
 // AppendDeadKey appends "g/dead/<id>".
 func AppendDeadKey(dst, id []byte) []byte { return append(append(dst, PrefixDead...), id...) }
 
