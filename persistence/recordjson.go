@@ -10,10 +10,9 @@ import (
 // of server CPU on the registration path (reflection and allocations). The
 // appenders' output is byte-identical to json.Marshal's, so stored records
 // and the real backend's request body do not change and json.Unmarshal
-// still reads them; the
-// tests (and FuzzRecordJSON) compare the two byte for byte. A field added
-// to a record must be added to its appender: TestRecordJSONCoversEveryField
-// fails until it is.
+// still reads them; the tests (and FuzzRecordJSON) compare the two byte for
+// byte. A field added to a record must be added to its appender:
+// TestRecordJSONCoversEveryField fails until it is.
 //
 // Times: json.Marshal refuses a time.Time whose year is outside [0,9999] or
 // whose zone offset is 24 hours or more; the appenders cannot fail and write
