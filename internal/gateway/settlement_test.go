@@ -193,10 +193,11 @@ func TestSettlementDeadLetterAndReplay(t *testing.T) {
 			t.Fatalf("dead after %v attempts, %d calls", m["attempts"], len(b.callsFor(id)))
 		}
 	}
-	body := e.Do(t, http.MethodGet, "/metrics", "").Body
-	if v := metricValue(t, body, "sge_dead_letters"); v != 3 {
-		t.Fatalf("sge_dead_letters %v", v)
-	}
+	// The gauge moves when the committer reports the outcome durable, just
+	// after the record became readable: wait for it rather than race it.
+	sgetest.Eventually(t, 30*time.Second, "sge_dead_letters 3", func() bool {
+		return metricValue(t, e.Do(t, http.MethodGet, "/metrics", "").Body, "sge_dead_letters") == 3
+	})
 
 	// Paged listing: 2, then 1.
 	r := admin(t, e, http.MethodGet, "/admin/dead-letters?limit=2")
