@@ -109,6 +109,15 @@ load() {
 	stop_sged
 }
 
+# durable runs the durable baseline (no sged): the bare server plus one synced
+# commit of a registration's seven keys per request through sged's store, the
+# most a durable MISS could reach here; -baseline puts the bare server beside it.
+durable() {
+	echo
+	echo "\$ sgeload $*"
+	"$tmp/sgeload" -d "$D" "$@"
+}
+
 # half prints half of the last run's requests/s (its last column).
 half() { awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print int($NF / 2) }' "$tmp/last"; }
 
@@ -123,6 +132,7 @@ for s in $SCENARIOS; do
 	case $s in
 	register)
 		load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
+		durable -scenario durable -c 1000 -replay 0 -baseline
 		load -scenario register -c 100 -xff-base 10.3.0.1 -baseline -rate "$(half)"
 		load -scenario register -c 100 -xff-base 10.5.0.1 -baseline -rate 1000
 		;;

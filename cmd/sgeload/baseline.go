@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/sgeplatform/sge/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -37,13 +38,14 @@ type baselineServer struct {
 
 // startBaseline starts this executable again as the baseline server and
 // waits for the address it listens on.
-func startBaseline() (*baselineServer, error) {
+// A non-empty storeDir makes it the durable baseline, with its store there.
+func startBaseline(storeDir string) (*baselineServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), baselineEnv+"=1")
+	cmd.Env = append(os.Environ(), baselineEnv+"=1", durableStoreEnv+"="+storeDir)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -91,14 +93,16 @@ func serveBaseline() error {
 	if err != nil {
 		return err
 	}
-	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetStatusCode(fasthttp.StatusCreated)
-			ctx.SetContentType("application/json")
-			ctx.SetBody(baselineAnswer)
-		},
-		NoDefaultServerHeader: true,
+	handler := answerBaseline
+	if dir := os.Getenv(durableStoreEnv); dir != "" {
+		s, err := persistence.Open(persistence.Config{Dir: dir})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		handler = durableHandler(s)
 	}
+	srv := &fasthttp.Server{Handler: handler, NoDefaultServerHeader: true}
 	go func() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		_ = ln.Close()
@@ -110,4 +114,11 @@ func serveBaseline() error {
 		return err
 	}
 	return nil
+}
+
+// answerBaseline is the bare baseline's whole work.
+func answerBaseline(ctx *fasthttp.RequestCtx) {
+	ctx.SetStatusCode(fasthttp.StatusCreated)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(baselineAnswer)
 }

@@ -14,7 +14,7 @@ import (
 // Config of one run. Zero values of the optional fields take the defaults noted.
 type Config struct {
 	URL      string        // http://127.0.0.1:3000; must be loopback
-	Scenario string        // register, claim, hit, limited or baseline
+	Scenario string        // register, claim, hit, limited, baseline or durable
 	Conc     int           // workers = connections; default per scenario (defaultConc)
 	Duration time.Duration // 30s; always bounds the run
 	Max      int64         // requests; 0 = bounded by Duration only
@@ -33,7 +33,7 @@ type Config struct {
 	base string // URL without trailing slash, routes are appended
 }
 
-var defaultConc = map[string]int{"register": 1000, "claim": 500, "hit": 1000, "limited": 100, "baseline": 1000}
+var defaultConc = map[string]int{"register": 1000, "claim": 500, "hit": 1000, "limited": 100, "baseline": 1000, "durable": 1000}
 
 const usageText = `usage: sgeload [flags]
 
@@ -54,8 +54,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usageText); fs.PrintDefaults() }
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:3000", "server base `URL` (loopback only)")
-	fs.StringVar(&c.Scenario, "scenario", "register", "register|claim|hit|limited|baseline")
-	fs.IntVar(&c.Conc, "c", 0, "concurrent workers/connections (default: register 1000, claim 500, hit 1000, limited 100, baseline 1000)")
+	fs.StringVar(&c.Scenario, "scenario", "register", "register|claim|hit|limited|baseline|durable (the baseline server plus a durable commit of a registration's records per request)")
+	fs.IntVar(&c.Conc, "c", 0, "concurrent workers/connections (default: register 1000, claim 500, hit 1000, limited 100, baseline and durable 1000)")
 	fs.DurationVar(&c.Duration, "d", 30*time.Second, "duration; always bounds the run")
 	fs.Int64Var(&c.Max, "n", 0, "max requests (0 = bounded by -d only)")
 	fs.Float64Var(&c.Replay, "replay", 0.1, "share of operations re-sent with the same Idempotency-Key")

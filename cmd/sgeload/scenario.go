@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 
@@ -36,14 +37,25 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 var steps = map[string]func(*worker){
 	"register": (*worker).registerOp,
 	"baseline": (*worker).registerOp,
+	"durable":  (*worker).registerOp,
 	"claim":    (*worker).claimOp,
 	"hit":      (*worker).hitOp,
 	"limited":  (*worker).limitedOp,
 }
 
 func runScenario(ctx context.Context, cfg Config) (*Report, error) {
-	if cfg.Scenario == "baseline" {
-		srv, err := startBaseline()
+	bare := cfg.Scenario == "baseline" || cfg.Scenario == "durable"
+	if bare {
+		var dir string
+		if cfg.Scenario == "durable" {
+			d, err := os.MkdirTemp("", "sgeload-durable-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(d) // after the child has stopped: defers run last first
+			dir = d
+		}
+		srv, err := startBaseline(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -53,7 +65,7 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	r := newRunner(cfg, cfg.Scenario == "baseline")
+	r := newRunner(cfg, bare)
 	defer r.client.CloseIdleConnections()
 	stopOnDone := context.AfterFunc(ctx, func() { r.stop.Store(true) })
 	defer stopOnDone()
