@@ -111,7 +111,8 @@ load() {
 
 # durable runs the durable baseline (no sged): the bare server plus one synced
 # commit of a registration's seven keys per request through sged's store, the
-# most a durable MISS could reach here; -baseline puts the bare server beside it.
+# most a durable MISS could reach here (-baseline puts the bare server beside
+# it), and at the register half-load rate the least tail such a MISS could have.
 durable() {
 	echo
 	echo "\$ sgeload $*"
@@ -134,6 +135,7 @@ for s in $SCENARIOS; do
 		load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
 		durable -scenario durable -c 1000 -replay 0 -baseline
 		load -scenario register -c 100 -xff-base 10.3.0.1 -baseline -rate "$(half)"
+		durable -scenario durable -c 100 -replay 0 -rate "$(half)"
 		load -scenario register -c 100 -xff-base 10.5.0.1 -baseline -rate 1000
 		;;
 	hit)
