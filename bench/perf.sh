@@ -134,8 +134,9 @@ for s in $SCENARIOS; do
 	register)
 		load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
 		durable -scenario durable -c 1000 -replay 0 -baseline
-		load -scenario register -c 100 -xff-base 10.3.0.1 -baseline -rate "$(half)"
-		durable -scenario durable -c 100 -replay 0 -rate "$(half)"
+		rate=$(half)
+		load -scenario register -c 100 -xff-base 10.3.0.1 -baseline -rate "$rate"
+		durable -scenario durable -c 100 -replay 0 -rate "$rate"
 		load -scenario register -c 100 -xff-base 10.5.0.1 -baseline -rate 1000
 		;;
 	hit)
