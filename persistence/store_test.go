@@ -203,17 +203,20 @@ func (fs heldFlushes) Create(name string) (vfs.File, error) {
 // it ends.
 func TestWriteStallsAreReported(t *testing.T) {
 	fs := heldFlushes{vfs.NewMem(), make(chan struct{})}
-	logs := make(chan string, 16)
+	logged := &lineWatch{want: "pebble write stall", seen: make(chan struct{})}
 	stalls := make(chan time.Duration, 16)
 	s, err := Open(Config{
 		Dir: "db", FS: fs, MemTableBytes: 256 << 10,
-		Logger:       slog.New(slog.NewTextHandler(chanWriter(logs), nil)),
+		Logger:       slog.New(slog.NewTextHandler(logged, nil)),
 		OnWriteStall: func(d time.Duration) { stalls <- d },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	var release sync.Once
+	unhold := func() { release.Do(func() { close(fs.release) }) }
+	defer unhold() // before Close, which would wait for a held flush
 	written := make(chan error, 1)
 	go func() {
 		value := make([]byte, 4<<10)
@@ -227,18 +230,14 @@ func TestWriteStallsAreReported(t *testing.T) {
 		}
 		written <- nil
 	}()
-wait:
-	for {
-		select {
-		case line := <-logs:
-			if strings.Contains(line, "pebble write stall") {
-				break wait
-			}
-		case err := <-written:
-			t.Fatalf("every write went through without a stall (err %v)", err)
-		}
+	select {
+	case <-logged.seen:
+	case err := <-written:
+		t.Fatalf("every write went through without a stall (err %v)", err)
+	case <-time.After(time.Minute): // a bound for failing, not a guess at speed
+		t.Fatal("writes are held but no stall was logged")
 	}
-	close(fs.release)
+	unhold()
 	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
@@ -247,14 +246,17 @@ wait:
 	}
 }
 
-// chanWriter sends each write (one log line) to a channel, dropping what
-// does not fit rather than blocking the logger.
-type chanWriter chan string
+// lineWatch closes seen at the first log line containing want, however many
+// lines come before it, and never blocks the logger.
+type lineWatch struct {
+	want string
+	seen chan struct{}
+	once sync.Once
+}
 
-func (w chanWriter) Write(p []byte) (int, error) {
-	select {
-	case w <- string(p):
-	default:
+func (w *lineWatch) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.want) {
+		w.once.Do(func() { close(w.seen) })
 	}
 	return len(p), nil
 }
