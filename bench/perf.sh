@@ -116,7 +116,14 @@ load() {
 durable() {
 	echo
 	echo "\$ sgeload $*"
-	"$tmp/sgeload" -d "$D" "$@"
+	"$tmp/sgeload" -d "$D" "$@" | tee "$tmp/durable"
+}
+
+# of_ceiling prints sged's requests/s in the last load run over the last
+# durable baseline's (the last column of each report is the scenario's own).
+of_ceiling() {
+	awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print $NF }' "$tmp/last" "$tmp/durable" |
+		awk 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "sged / durable baseline: %.2f\n", s / $1 }'
 }
 
 # half prints half of the last run's requests/s (its last column).
@@ -134,6 +141,7 @@ for s in $SCENARIOS; do
 	register)
 		load -scenario register -c 1000 -xff-base 10.1.0.1 -baseline
 		durable -scenario durable -c 1000 -replay 0 -baseline
+		of_ceiling
 		rate=$(half)
 		load -scenario register -c 100 -xff-base 10.3.0.1 -baseline -rate "$rate"
 		durable -scenario durable -c 100 -replay 0 -rate "$rate"
