@@ -46,6 +46,12 @@ failure). For a real load run start the server with TRUSTED_PROXIES=127.0.0.1/32
 -xff-base 10.0.0.1: each operation then sends X-Forwarded-For with its own address
 (10.0.0.1, 10.0.0.2, ...), so the limiter sees distinct clients.
 
+Baselines need no server: -scenario baseline starts a bare fasthttp server as a child
+process and drives it with register traffic; -scenario durable starts one that first
+commits what a registration writes, synced, through sged's store (in a temporary
+directory): the ceiling of a durable MISS on this machine. -baseline runs the bare
+baseline before any scenario and prints the ratio.
+
 `
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
