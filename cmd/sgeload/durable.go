@@ -39,7 +39,7 @@ var filler = bytes.Repeat(baselineAnswer, 2)
 // appendRegistration adds to b the seven keys sged commits for a new
 // registration of wallet under idempotency key, in sged's key layout.
 func appendRegistration(b *pebble.Batch, wallet, key []byte, now time.Time) {
-	regID, setID := []byte(ids.New(now)), []byte(ids.New(now))
+	regID, setID := ids.Append(nil, now), ids.Append(nil, now)
 	set := func(k, v []byte) { _ = b.Set(k, v, nil) } // Set fails only on a committed batch
 	set(persistence.AppendIdempotencyKey(nil, wallet, "register", key), filler[:recordBytes])
 	set(persistence.AppendExpiryKey(nil, now.Add(24*time.Hour).UnixNano(), wallet, "register", key), nil)

@@ -30,6 +30,6 @@ func TestIDsAreULIDsAndStrictlyIncreasing(t *testing.T) {
 		prev = id
 	}
 	if got := string(Append([]byte("x/"), now)); len(got) != 2+Len || got[:2] != "x/" {
-		t.Fatalf("Append kept not the prefix: %q", got)
+		t.Fatalf("Append did not keep the prefix: %q", got)
 	}
 }
