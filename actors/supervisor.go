@@ -157,9 +157,13 @@ func countKeys(store *persistence.Store, prefix []byte) (int64, error) {
 	return n, nil
 }
 
-// Start runs the sweeper: a pass now, then every SweepInterval.
+// Start runs the sweeper: a pass now, then every SweepInterval. After
+// Shutdown it does nothing: a sweeper started then would read a store that
+// may be closed already, and Shutdown would not wait for it.
 func (s *Supervisor) Start() {
-	if s.started.Swap(true) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.stopped || s.started.Swap(true) {
 		return
 	}
 	go s.sweeper()
@@ -518,7 +522,7 @@ func finished(status string) bool {
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.mu.Lock()
-		s.mu.stopped = true
+		s.mu.stopped = true // no Start from now on, so started is final
 		s.mu.Unlock()
 		close(s.stop)
 		if s.started.Load() {

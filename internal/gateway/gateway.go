@@ -62,6 +62,12 @@ type Gateway struct {
 	metricsSrv *fasthttp.Server
 	metricsLn  net.Listener
 
+	// life orders Serve against Shutdown: a Serve that comes second serves
+	// nothing, for everything behind the listener is stopped by then.
+	life    sync.Mutex
+	shut    bool           // guarded by life
+	serving []net.Listener // guarded by life
+
 	shutOnce sync.Once
 	shutErr  error
 }
@@ -178,7 +184,18 @@ func (g *Gateway) MetricsAddr() net.Addr {
 }
 
 // Serve marks the service ready and serves on ln until Shutdown.
+// After Shutdown it closes ln and returns nil at once.
 func (g *Gateway) Serve(ln net.Listener) error {
+	g.life.Lock()
+	if g.shut {
+		g.life.Unlock()
+		_ = ln.Close()
+		if g.metricsLn != nil {
+			_ = g.metricsLn.Close()
+		}
+		return nil
+	}
+	g.serving = append(g.serving, ln)
 	// Everything behind the listener is up already, so the service is ready
 	// before it serves: a probe answered by the new server never sees it
 	// half started.
@@ -190,6 +207,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
 	}
 	go func() { errc <- g.Server.Serve(ln) }()
+	g.life.Unlock()
 	return <-errc
 }
 
@@ -199,6 +217,10 @@ func (g *Gateway) Serve(ln net.Listener) error {
 // when ctx runs out) and settlement actors stopped, Pebble closed. Safe to call twice.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.shutOnce.Do(func() {
+		g.life.Lock()
+		g.shut = true
+		serving := g.serving
+		g.life.Unlock()
 		g.Metrics.SetReady(false)
 		var errs []error
 		if err := g.Server.Shutdown(ctx); err != nil {
@@ -206,6 +228,15 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.metricsSrv != nil {
 			_ = g.metricsSrv.ShutdownWithContext(ctx)
+		}
+		// fasthttp closes only the listeners its Serve has taken; one that
+		// Serve has handed over but fasthttp not yet taken would be served
+		// after all. Closed here, fasthttp's Serve returns at once.
+		for _, ln := range serving {
+			_ = ln.Close()
+		}
+		if g.metricsLn != nil {
+			_ = g.metricsLn.Close()
 		}
 		if err := g.System.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -451,5 +453,40 @@ func TestSettlementShutdownCancelsCalls(t *testing.T) {
 	}
 	if n := e.Gateway.Settlements.Live(); n != 0 {
 		t.Fatalf("%d settlement actors live after shutdown", n)
+	}
+}
+
+// A Serve that comes after Shutdown (a signal right after start, before the
+// serving goroutine got going) serves nothing: no sweeper on the closed
+// store, no listener left open, and it returns.
+func TestServeAfterShutdownServesNothing(t *testing.T) {
+	var cfg gateway.Config
+	cfg.Store.Dir = t.TempDir()
+	cfg.Transport.Addr = "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	g, err := gateway.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := g.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ln) }()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Serve after Shutdown is still serving after a minute")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Fatal("the listener still accepts connections after Shutdown")
 	}
 }
