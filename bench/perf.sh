@@ -93,6 +93,11 @@ latencies() {
 		}' "$tmp/metrics"
 	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
 		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
+	# Flushes and compactions share the two cores with the requests while
+	# they run (each sged is fresh, so these totals are the run's).
+	awk '/^sge_pebble_flushes_total / { f = $2 } /^sge_pebble_flush_seconds_total / { fs = $2 }
+		/^sge_pebble_compactions_total / { c = $2 } /^sge_pebble_compaction_seconds_total / { cs = $2 }
+		END { if (f != "") printf "sged Pebble flushes: %d, %.2f s in all; compactions: %d, %.2f s in all\n", f, fs, c, cs }' "$tmp/metrics"
 }
 
 # load runs sgeload against a fresh sged, prints its report, sged's CPU and

@@ -302,6 +302,17 @@ func TestPebbleCollector(t *testing.T) {
 	if err := db.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// A second sstable over the same keys, so that compacting them merges two
+	// files rather than moving one.
+	if err := db.Set([]byte{0}, []byte("again"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Compact([]byte{0}, []byte{255}, false); err != nil {
+		t.Fatal(err)
+	}
 
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
@@ -311,6 +322,7 @@ func TestPebbleCollector(t *testing.T) {
 		"sge_pebble_wal_bytes", "sge_pebble_wal_files", "sge_pebble_wal_written_bytes_total",
 		"sge_pebble_compactions_total", "sge_pebble_flushes_total", "sge_pebble_read_amplification",
 		"sge_pebble_disk_usage_bytes", "sge_pebble_memtable_bytes", "sge_pebble_block_cache_bytes",
+		"sge_pebble_compaction_seconds_total", "sge_pebble_flush_seconds_total",
 	} {
 		series(t, fams, name, nil)
 	}
@@ -320,8 +332,13 @@ func TestPebbleCollector(t *testing.T) {
 	if got := value(series(t, fams, "sge_pebble_flushes_total", nil)); got < 1 {
 		t.Errorf("flushes = %v, want >= 1", got)
 	}
-	if got := value(series(t, fams, "sge_pebble_level_files", map[string]string{"level": "0"})); got < 1 {
-		t.Errorf("L0 files after flush = %v, want >= 1", got)
+	for _, name := range []string{"sge_pebble_compactions_total", "sge_pebble_compaction_seconds_total", "sge_pebble_flush_seconds_total"} {
+		if got := value(series(t, fams, name, nil)); got <= 0 {
+			t.Errorf("%s = %v after two flushes and a compaction, want > 0", name, got)
+		}
+	}
+	if got := value(series(t, fams, "sge_pebble_level_files", map[string]string{"level": "6"})); got < 1 {
+		t.Errorf("L6 files after the compaction = %v, want >= 1", got)
 	}
 	if got := value(series(t, fams, "sge_pebble_disk_usage_bytes", nil)); got == 0 {
 		t.Error("disk usage 0")
