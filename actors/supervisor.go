@@ -367,7 +367,11 @@ func (s *Supervisor) sweeper() {
 	// they finish, so rescanning them is wasted. Other sweeps start over.
 	resume := false
 	for {
-		n, err := s.sweep(resume)
+		// One reading of the clock for the sweep and for the look past it:
+		// with two, an entry falling due between them was in neither, and
+		// waited for the next tick.
+		now := s.cfg.Now()
+		n, err := s.sweep(resume, now)
 		resume = false
 		if err != nil {
 			s.log.Error("sweep", "err", err)
@@ -375,11 +379,11 @@ func (s *Supervisor) sweeper() {
 			s.log.Info("sweep resumed settlements", "count", n)
 		}
 		early.Stop()
-		// An entry already due that this sweep left alone got its actor
+		// An entry due by now that this sweep left alone got its actor
 		// meanwhile (a new settlement between its commit and Created) or
 		// waits for room (then a kick comes): sweeping again at once would
-		// only rescan. Only entries coming due later arm the early timer.
-		if next, ok := s.nextDue(); ok && (n > 0 || next.After(s.cfg.Now())) {
+		// only rescan. Only entries due after now arm the early timer.
+		if next, ok := s.nextDue(now); ok {
 			early.Reset(max(next.Sub(s.cfg.Now()), minSweepGap))
 		}
 		select {
@@ -404,11 +408,11 @@ func (s *Supervisor) sweeper() {
 // Sweep starts every settlement due now that has no live actor, up to
 // MaxLive, and removes due entries of settlements already finished. It
 // returns the number started.
-func (s *Supervisor) Sweep() (int, error) { return s.sweep(false) }
+func (s *Supervisor) Sweep() (int, error) { return s.sweep(false, s.cfg.Now()) }
 
-// sweep is Sweep, starting after the point where the previous sweep ran out
-// of room when resume is set.
-func (s *Supervisor) sweep(resume bool) (int, error) {
+// sweep is Sweep of the entries due by now, starting after the point where
+// the previous sweep ran out of room when resume is set.
+func (s *Supervisor) sweep(resume bool, now time.Time) (int, error) {
 	if s.store.Broken() {
 		return 0, persistence.ErrBroken
 	}
@@ -421,7 +425,7 @@ func (s *Supervisor) sweep(resume bool) (int, error) {
 		lower = s.mu.resumeAt
 	}
 	s.mu.Unlock()
-	upper := persistence.TimeBound(persistence.PrefixDue, s.cfg.Now().UnixNano()+1)
+	upper := persistence.TimeBound(persistence.PrefixDue, now.UnixNano()+1)
 	if bytes.Compare(lower, upper) >= 0 {
 		lower = persistence.PrefixDue // the clock moved back: start over
 	}
@@ -487,10 +491,10 @@ func (s *Supervisor) sweep(resume bool) (int, error) {
 // after another cost one scan per gap, not one each.
 const minSweepGap = 20 * time.Millisecond
 
-// nextDue is the time of the first due entry after now without a live actor,
-// looking at a bounded number of entries.
-func (s *Supervisor) nextDue() (time.Time, bool) {
-	lower := persistence.TimeBound(persistence.PrefixDue, s.cfg.Now().UnixNano()+1)
+// nextDue is the time of the first due entry later than t without a live
+// actor, looking at a bounded number of entries.
+func (s *Supervisor) nextDue(t time.Time) (time.Time, bool) {
+	lower := persistence.TimeBound(persistence.PrefixDue, t.UnixNano()+1)
 	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: persistence.PrefixEnd(persistence.PrefixDue)})
 	if err != nil {
 		return time.Time{}, false
