@@ -93,6 +93,12 @@ latencies() {
 		}' "$tmp/metrics"
 	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
 		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
+	# Where the synced commits' time went inside Pebble (the rest is applying
+	# them to the memtable and waiting for a CPU).
+	awk '/^sge_pebble_commit_duration_seconds_sum / { t = $2 }
+		index($0, "sge_pebble_commit_wait_seconds_total{") == 1 { match($0, /cause="[^"]+"/); w[substr($0, RSTART + 7, RLENGTH - 8)] = $2 }
+		END { if (t != "") printf "sged commits: %.2f s in all, waiting for the WAL sync %.2f s, a WAL rotation %.2f s, a write stall %.2f s, the pipeline %.2f s\n",
+			t, w["wal_sync"], w["wal_rotation"], w["write_stall"], w["pipeline"] }' "$tmp/metrics"
 	# Flushes and compactions share the two cores with the requests while
 	# they run (each sged is fresh, so these totals are the run's).
 	awk '/^sge_pebble_flushes_total / { f = $2 } /^sge_pebble_flush_seconds_total / { fs = $2 }

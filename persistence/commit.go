@@ -144,6 +144,11 @@ func (c *committer) commitGroup(group []pending) {
 	if c.s.cfg.OnCommit != nil {
 		c.s.cfg.OnCommit(time.Since(start), len(group), err)
 	}
+	if f := c.s.cfg.OnCommitWaits; f != nil && err == nil {
+		st := merged.CommitStats()
+		f(st.SemaphoreWaitDuration, st.WALRotationDuration,
+			st.MemTableWriteStallDuration+st.L0ReadAmpWriteStallDuration, st.CommitWaitDuration)
+	}
 	for _, p := range group {
 		_ = p.b.Close()
 		p.w.Committed(err)

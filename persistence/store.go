@@ -73,6 +73,13 @@ type Config struct {
 	// OnCommit, when set, observes each group commit (duration, number of
 	// batches in the group, error). It is the hook telemetry hangs on.
 	OnCommit func(d time.Duration, batches int, err error)
+	// OnCommitWaits, when set, is told where each successful group commit
+	// waited inside Pebble (pebble.BatchCommitStats): for its turn in the
+	// commit pipeline, for a WAL rotation (a new WAL file when a memtable
+	// fills), for a write stall, and for the WAL sync it shares with the
+	// commits beside it. The rest of the commit's time is applying it to the
+	// memtable and waiting for a CPU.
+	OnCommitWaits func(pipeline, walRotation, writeStall, walSync time.Duration)
 	// OnWriteStall, when set, is told how long each Pebble write stall
 	// lasted: Pebble holding every commit back until a flush or compaction
 	// catches up. Each stall is also logged when it begins.

@@ -260,3 +260,53 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Every successful group commit reports where it waited inside Pebble: each
+// synced one waited for its WAL sync, and filling memtables makes some wait
+// for a WAL rotation.
+func TestCommitWaitsAreReported(t *testing.T) {
+	var mu sync.Mutex
+	var groups, reports, synced, rotated int
+	s, err := Open(Config{
+		Dir:           t.TempDir(),
+		MemTableBytes: 1 << 20,
+		OnCommit:      func(time.Duration, int, error) { mu.Lock(); groups++; mu.Unlock() },
+		OnCommitWaits: func(_, walRotation, _, walSync time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports++
+			if walSync > 0 {
+				synced++
+			}
+			if walRotation > 0 {
+				rotated++
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// 4 MiB in 64 KiB batches, one at a time: Pebble's first memtable is
+	// 256 KiB and the next ones up to 1 MiB, so several fill.
+	value := make([]byte, 64<<10)
+	const n = 64
+	for i := range n {
+		b := s.DB().NewBatch()
+		_ = b.Set(fmt.Appendf(nil, "k/%04d", i), value, nil)
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if groups != n || reports != n {
+		t.Fatalf("%d groups committed, %d reported, want %d each", groups, reports, n)
+	}
+	if synced != n {
+		t.Errorf("%d of %d synced commits report a WAL sync wait", synced, n)
+	}
+	if rotated == 0 {
+		t.Error("no commit reports a WAL rotation after 4 MiB through 1 MiB memtables")
+	}
+}

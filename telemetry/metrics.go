@@ -29,6 +29,7 @@ type Metrics struct {
 
 	commitSeconds prometheus.Histogram
 	commitBatches prometheus.Histogram
+	commitWaits   [4]prometheus.Counter // by commitWaitCauses
 	writeStalls   prometheus.Histogram
 	ready         prometheus.Gauge
 
@@ -111,6 +112,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 		commitSeconds: f.histogram("sge_pebble_commit_duration_seconds", "Latency of a synced Pebble commit.", commitBuckets),
 		commitBatches: f.histogram("sge_pebble_commit_batches", "Batches grouped into one Pebble commit.", groupBuckets),
+		commitWaits:   commitWaitCounters(f),
 		writeStalls:   f.histogram("sge_pebble_write_stall_seconds", "Pebble write stalls (every commit held back until a flush or compaction catches up), by length.", commitBuckets),
 		ready:         f.gauge("sge_ready", "1 when the gateway accepts traffic, 0 while starting or draining."),
 		pulled:        &pulledCollector{},
@@ -212,6 +214,32 @@ func (m *Metrics) Commit(d time.Duration, batches int, err error) {
 	m.commitBatches.Observe(float64(batches))
 	if err != nil {
 		m.storageErrs.get("commit").Inc()
+	}
+}
+
+// commitWaitCauses label sge_pebble_commit_wait_seconds_total, in the order
+// of CommitWaits' arguments.
+var commitWaitCauses = [4]string{"pipeline", "wal_rotation", "write_stall", "wal_sync"}
+
+func commitWaitCounters(f factory) (c [4]prometheus.Counter) {
+	vec := f.counterVec("sge_pebble_commit_wait_seconds_total",
+		"Time synced Pebble commits spent waiting inside Pebble, by cause: their turn in the commit pipeline, a WAL rotation, a write stall, the WAL sync.",
+		"cause")
+	for i, cause := range commitWaitCauses {
+		c[i] = vec.WithLabelValues(cause)
+	}
+	return c
+}
+
+// CommitWaits records where one group commit waited inside Pebble.
+func (m *Metrics) CommitWaits(pipeline, walRotation, writeStall, walSync time.Duration) {
+	if m == nil {
+		return
+	}
+	for i, d := range [4]time.Duration{pipeline, walRotation, writeStall, walSync} {
+		if d > 0 {
+			m.commitWaits[i].Add(d.Seconds())
+		}
 	}
 }
 

@@ -147,6 +147,8 @@ func driveAll(m *Metrics) {
 	m.MessageHandled("wallet", 200*time.Microsecond)
 	m.Commit(2*time.Millisecond, 3, nil)
 	m.Commit(time.Millisecond, 1, errors.New("disk full"))
+	m.CommitWaits(time.Millisecond, 0, 3*time.Millisecond, 2*time.Millisecond)
+	m.CommitWaits(0, 5*time.Millisecond, 0, 2*time.Millisecond)
 	m.WriteStall(40 * time.Millisecond)
 	m.StorageError("snapshot")
 	m.SettlementAttempt("claim", "failed")
@@ -187,6 +189,10 @@ func TestScrape(t *testing.T) {
 		{"sge_pebble_commit_duration_seconds", nil, 2},
 		{"sge_pebble_commit_batches", nil, 2},
 		{"sge_pebble_write_stall_seconds", nil, 1},
+		{"sge_pebble_commit_wait_seconds_total", map[string]string{"cause": "pipeline"}, 0.001},
+		{"sge_pebble_commit_wait_seconds_total", map[string]string{"cause": "wal_rotation"}, 0.005},
+		{"sge_pebble_commit_wait_seconds_total", map[string]string{"cause": "write_stall"}, 0.003},
+		{"sge_pebble_commit_wait_seconds_total", map[string]string{"cause": "wal_sync"}, 0.004},
 		{"sge_storage_errors_total", map[string]string{"op": "commit"}, 1},
 		{"sge_storage_errors_total", map[string]string{"op": "snapshot"}, 1},
 		{"sge_settlement_attempts_total", map[string]string{"kind": "claim", "outcome": "failed"}, 1},
@@ -261,6 +267,7 @@ func TestAllocs(t *testing.T) {
 		"MessageHandled": func() { m.MessageHandled("wallet", time.Millisecond) },
 		"Settlement":     func() { m.SettlementAttempt("claim", "failed") },
 		"Commit":         func() { m.Commit(time.Millisecond, 4, nil) },
+		"CommitWaits":    func() { m.CommitWaits(time.Millisecond, 0, 0, time.Millisecond) },
 	} {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {
 			t.Errorf("%s: %v allocs per call, want 0", name, n)

@@ -95,6 +95,7 @@ func New(cfg Config) (g *Gateway, err error) {
 	cfg.Store.Logger = g.log
 	if g.Metrics != nil {
 		cfg.Store.OnCommit = g.Metrics.Commit
+		cfg.Store.OnCommitWaits = g.Metrics.CommitWaits
 		cfg.Store.OnWriteStall = g.Metrics.WriteStall
 	}
 	if g.Store, err = persistence.Open(cfg.Store); err != nil {
