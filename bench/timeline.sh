@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A timeline of one paced register run: where the half-load tail comes from.
+# It starts a fresh sged (as perf.sh does), drives it with sgeload at RATE
+# from C connections for D, and every STEP reads sged's /metrics. Each line
+# is one step: the requests sged answered and their mean latency as sged
+# timed them, the synced commits and their mean wait for the WAL sync, the
+# WAL fsyncs and their mean, and how long Pebble flushed and compacted in
+# that step. Stretches where sged falls behind show as steps with a high mean
+# latency; the other columns show what ran beside them. A flush's time counts
+# in the step where it ends (Pebble adds it up then); a compaction's counts
+# while it runs.
+#
+#   bench/timeline.sh                          # 5000/s from 100 connections, 20s
+#   RATE=4000 C=1000 D=30s bench/timeline.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE="${RATE:-5000}"
+C="${C:-100}"
+D="${D:-20s}"
+STEP="${STEP:-0.5}"
+command -v curl >/dev/null || { echo "timeline.sh needs curl" >&2; exit 2; }
+tmp=$(mktemp -d)
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+
+go build -o "$tmp/sged" ./cmd/sged
+go build -o "$tmp/sgeload" ./cmd/sgeload
+DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
+	"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
+pid=$!
+addr=""
+for _ in $(seq 1 300); do
+	addr=$(sed -n 's/.*"msg":"listening","addr":"\([^"]*\)".*/\1/p' "$tmp/sged.log" | head -n1)
+	[ -n "$addr" ] && break
+	sleep 0.1
+done
+[ -n "$addr" ] || { cat "$tmp/sged.log"; exit 1; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c $C -rate $RATE -d $D"
+"$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report" &
+load=$!
+
+# sample prints one line of cumulative counters: seconds since start, then
+# POST requests and their latency sum (ms), commits and their WAL sync wait
+# (s), fsyncs and their sum (s), flush and compaction seconds.
+start=$(date +%s.%N)
+sample() {
+	curl -s "http://$addr/metrics" | awk -v now="$(date +%s.%N)" -v start="$start" '
+		index($0, "http_request_duration_ms_count{method=\"POST\"") == 1 { rn += $2 }
+		index($0, "http_request_duration_ms_sum{method=\"POST\"") == 1 { rs += $2 }
+		/^sge_pebble_commit_duration_seconds_count / { cn = $2 }
+		index($0, "sge_pebble_commit_wait_seconds_total{cause=\"wal_sync\"}") == 1 { cw = $2 }
+		/^sge_pebble_wal_fsync_seconds_count / { fn = $2 }
+		/^sge_pebble_wal_fsync_seconds_sum / { fs = $2 }
+		/^sge_pebble_flush_seconds_total / { fl = $2 }
+		/^sge_pebble_compaction_seconds_total / { co = $2 }
+		END { printf "%.2f %d %f %d %f %d %f %f %f\n", now - start, rn, rs, cn, cw, fn, fs, fl, co }'
+}
+while kill -0 "$load" 2>/dev/null; do
+	sample
+	sleep "$STEP"
+done >"$tmp/samples"
+wait "$load" || true
+
+awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %7s\n", "t s", "answers", "mean ms", "commits", "sync ms", "fsyncs", "fsync ms", "flush s", "compact s" }
+	NR > 1 {
+		dn = $2 - p2; dc = $4 - p4; df = $6 - p6
+		printf "%7.1f %8d %9.1f %8d %10.2f %7d %9.2f %7.2f %7.2f\n", $1, dn, dn ? ($3 - p3) / dn : 0,
+			dc, dc ? 1000 * ($5 - p5) / dc : 0, df, df ? 1000 * ($7 - p7) / df : 0, $8 - p8, $9 - p9 }
+	{ p2 = $2; p3 = $3; p4 = $4; p5 = $5; p6 = $6; p7 = $7; p8 = $8; p9 = $9 }' "$tmp/samples"
+echo
+cat "$tmp/report"
