@@ -31,21 +31,8 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' 
 go build -o "$tmp/sged" ./cmd/sged
 go build -o "$tmp/sgeload" ./cmd/sgeload
 
-# start_sged starts a fresh sged and sets addr.
-start_sged() {
-	rm -rf "$tmp/data"
-	DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
-		"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
-	pid=$!
-	addr=""
-	for _ in $(seq 1 300); do
-		addr=$(sed -n 's/.*"msg":"listening","addr":"\([^"]*\)".*/\1/p' "$tmp/sged.log" | head -n1)
-		[ -n "$addr" ] && return 0
-		sleep 0.1
-	done
-	cat "$tmp/sged.log"
-	exit 1
-}
+# shellcheck source=bench/sged.sh
+. bench/sged.sh
 
 # cpu prints the CPU seconds sged has used so far (user, then system), and
 # faults its minor page faults: each costs CPU on first touch of a page, and

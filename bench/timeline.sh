@@ -25,16 +25,9 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"'
 
 go build -o "$tmp/sged" ./cmd/sged
 go build -o "$tmp/sgeload" ./cmd/sgeload
-DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
-	"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
-pid=$!
-addr=""
-for _ in $(seq 1 300); do
-	addr=$(sed -n 's/.*"msg":"listening","addr":"\([^"]*\)".*/\1/p' "$tmp/sged.log" | head -n1)
-	[ -n "$addr" ] && break
-	sleep 0.1
-done
-[ -n "$addr" ] || { cat "$tmp/sged.log"; exit 1; }
+# shellcheck source=bench/sged.sh
+. bench/sged.sh
+start_sged
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c $C -rate $RATE -d $D"
 "$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report" &
