@@ -59,7 +59,6 @@ type Supervisor struct {
 	kick      chan struct{} // asks the sweeper for an early pass
 	stop      chan struct{}
 	sweepDone chan struct{}
-	started   atomic.Bool
 
 	// Gauges for telemetry: settlements with a due entry (pending or
 	// running), backend calls in flight, dead letters. Counted at start-up
@@ -75,7 +74,9 @@ type Supervisor struct {
 		// resumeAt is the due key where the last sweep stopped for want of
 		// room; nil when it reached the end.
 		resumeAt []byte
-		stopped  bool
+		// stopped is set by Shutdown; started by Start, which does nothing
+		// once stopped is set.
+		stopped, started bool
 	}
 
 	shutOnce sync.Once
@@ -163,9 +164,10 @@ func countKeys(store *persistence.Store, prefix []byte) (int64, error) {
 func (s *Supervisor) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.mu.stopped || s.started.Swap(true) {
+	if s.mu.stopped || s.mu.started {
 		return
 	}
+	s.mu.started = true
 	go s.sweeper()
 }
 
@@ -526,10 +528,11 @@ func finished(status string) bool {
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.mu.Lock()
-		s.mu.stopped = true // no Start from now on, so started is final
+		s.mu.stopped = true
+		started := s.mu.started // final: no Start from now on
 		s.mu.Unlock()
 		close(s.stop)
-		if s.started.Load() {
+		if started {
 			<-s.sweepDone
 		}
 		s.cancelSlot()

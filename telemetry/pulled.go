@@ -67,8 +67,8 @@ var pebbleStats = []pebbleStat{
 	stat("sge_pebble_compactions_in_progress", "Pebble compactions running now.", prometheus.GaugeValue, func(m *pebble.Metrics) float64 { return float64(m.Compact.NumInProgress) }),
 	stat("sge_pebble_compaction_debt_bytes", "Estimated bytes Pebble must compact to reach a stable LSM.", prometheus.GaugeValue, func(m *pebble.Metrics) float64 { return float64(m.Compact.EstimatedDebt) }),
 	stat("sge_pebble_flushes_total", "Pebble memtable flushes since open.", prometheus.CounterValue, func(m *pebble.Metrics) float64 { return float64(m.Flush.Count) }),
-	// Flushes and compactions run beside the requests and take a CPU while
-	// they last; their time since open tells how much of it they had.
+	// Flushes and compactions run beside the requests; their time since open
+	// tells how long they competed with them.
 	stat("sge_pebble_compaction_seconds_total", "Time Pebble spent compacting since open, running compactions included.", prometheus.CounterValue, func(m *pebble.Metrics) float64 { return m.Compact.Duration.Seconds() }),
 	stat("sge_pebble_flush_seconds_total", "Time Pebble spent flushing memtables since open.", prometheus.CounterValue, func(m *pebble.Metrics) float64 { return m.Flush.WriteThroughput.WorkDuration.Seconds() }),
 	stat("sge_pebble_read_amplification", "Pebble read amplification (sublevels of L0 plus non-empty levels).", prometheus.GaugeValue, func(m *pebble.Metrics) float64 { return float64(m.ReadAmp()) }),

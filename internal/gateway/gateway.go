@@ -190,10 +190,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	g.life.Lock()
 	if g.shut {
 		g.life.Unlock()
-		_ = ln.Close()
-		if g.metricsLn != nil {
-			_ = g.metricsLn.Close()
-		}
+		_ = ln.Close() // Shutdown closed the metrics listener already
 		return nil
 	}
 	g.serving = append(g.serving, ln)
