@@ -53,7 +53,8 @@ type SettlementConfig struct {
 	URL string
 	// Timeout bounds one call to the real backend. Default 10s.
 	Timeout time.Duration
-	// MockLatency is the mock backend's simulated latency. Default 50ms.
+	// MockLatency is the mock backend's simulated latency. Default 50ms;
+	// negative: none, the mock answers at once.
 	MockLatency time.Duration
 	// MockFailureRate is the share of mock calls that fail, in [0,1]. Default 0.
 	MockFailureRate float64
@@ -108,9 +109,6 @@ func (c *SettlementConfig) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("actors: %s must be positive, got %s", name, d))
 		}
-	}
-	if c.MockLatency < 0 {
-		errs = append(errs, fmt.Errorf("actors: MOCK_SETTLEMENT_LATENCY must not be negative, got %s", c.MockLatency))
 	}
 	for name, n := range map[string]int{
 		"SETTLEMENT_MAX_ATTEMPTS": c.MaxAttempts, "SETTLEMENT_CONCURRENCY": c.Concurrency, "settlement max live": c.MaxLive,

@@ -82,25 +82,13 @@ func settings(c *config) []setting {
 		{env: "SETTLEMENT_BACKOFF", def: actors.DefaultSettlementBackoff.String(), usage: "wait after the first failed attempt; doubles per attempt, ±20% jitter", set: duration(&c.Settlements.Backoff)},
 		{env: "SETTLEMENT_MAX_BACKOFF", def: actors.DefaultSettlementMaxBackoff.String(), usage: "cap on one wait between attempts", set: duration(&c.Settlements.MaxBackoff)},
 		{env: "SETTLEMENT_CONCURRENCY", def: itoa(actors.DefaultSettlementConcurrency), usage: "settlement backend calls in flight at most", set: integer(&c.Settlements.Concurrency)},
-		{env: "MOCK_SETTLEMENT_LATENCY", def: actors.DefaultMockLatency.String(), usage: "mock backend latency", set: duration(&c.Settlements.MockLatency)},
+		{env: "MOCK_SETTLEMENT_LATENCY", def: actors.DefaultMockLatency.String(), usage: "mock backend latency (0: it answers at once)", set: durationOrNone(&c.Settlements.MockLatency)},
 		{env: "MOCK_SETTLEMENT_FAILURE_RATE", def: "0", usage: "share of mock backend calls that fail, 0 to 1", set: float(&c.Settlements.MockFailureRate)},
 		{env: "SWEEP_INTERVAL", def: actors.DefaultSweepInterval.String(), usage: "how often settlements left due with no actor are resumed", set: duration(&c.Settlements.SweepInterval)},
 		{env: "ADMIN_TOKEN", secret: true, usage: "bearer token of the /admin API (off when empty)", set: str(&c.Transport.AdminToken)},
 		{env: "MAX_LIVE_WALLETS", def: itoa(actors.DefaultMaxLiveWallets), usage: "cap on wallet actors alive at once; beyond it new wallets get 503", set: integer(&c.Actors.MaxLiveWallets)},
-		{env: "WAL_MIN_SYNC_INTERVAL", def: persistence.DefaultWALMinSyncInterval.String(), usage: "least time between two WAL fsyncs; commits meanwhile share the next one (0: each commit syncs at once)", set: func(v string) error {
-			d := &c.Store.WALMinSyncInterval
-			if err := duration(d)(v); err != nil {
-				return err
-			}
-			switch {
-			case *d < 0:
-				return errors.New("must not be negative")
-			case *d == 0:
-				*d = -1 // persistence's "no delay"; its zero means the default
-			}
-			return nil
-		}},
-		{env: "REPLAY_CACHE_RECORDS", def: itoa(actors.DefaultReplayCacheRecords), usage: "recently committed idempotency records kept in memory to answer retries without a read (negative: none)", set: integer(&c.Actors.ReplayCacheRecords)},
+		{env: "WAL_MIN_SYNC_INTERVAL", def: persistence.DefaultWALMinSyncInterval.String(), usage: "least time between two WAL fsyncs; commits meanwhile share the next one (0: each commit syncs at once)", set: durationOrNone(&c.Store.WALMinSyncInterval)},
+		{env: "REPLAY_CACHE_RECORDS", def: itoa(actors.DefaultReplayCacheRecords), usage: "recently committed idempotency records kept in memory to answer retries without a read (0: none)", set: integerOrNone(&c.Actors.ReplayCacheRecords)},
 		{env: "MAX_BODY_BYTES", def: itoa(transport.DefaultMaxBodyBytes), usage: "request body limit", set: integer(&c.Transport.MaxBodyBytes)},
 		{env: "SHUTDOWN_TIMEOUT", def: transport.DefaultShutdownTimeout.String(), usage: "drain bound on shutdown", set: duration(&c.Transport.ShutdownTimeout)},
 		{env: "METRICS_ADDR", usage: "serve /metrics on this address instead of the main port", set: str(&c.MetricsAddr)},
@@ -173,11 +161,33 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 
+// The subsystems read a zero setting as "use the default", so integer and
+// duration refuse a 0 given on purpose rather than let it silently become
+// the default. Where 0 means "none", integerOrNone and durationOrNone hand
+// the subsystem its negative "none" instead.
+var errZero = errors.New("must not be 0 (leave it unset for the default)")
+
 func integer(p *int) func(string) error {
 	return func(v string) (err error) {
 		*p, err = strconv.Atoi(v)
-		if err != nil {
+		switch {
+		case err != nil:
 			return fmt.Errorf("not an integer: %q", v)
+		case *p == 0:
+			return errZero
+		}
+		return nil
+	}
+}
+
+// integerOrNone is integer where 0, like any negative, means none.
+func integerOrNone(p *int) func(string) error {
+	return func(v string) (err error) {
+		if *p, err = strconv.Atoi(v); err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		if *p == 0 {
+			*p = -1
 		}
 		return nil
 	}
@@ -206,8 +216,28 @@ func boolean(p *bool) func(string) error {
 func duration(p *time.Duration) func(string) error {
 	return func(v string) (err error) {
 		*p, err = time.ParseDuration(v)
-		if err != nil {
+		switch {
+		case err != nil:
 			return fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
+		case *p == 0:
+			return errZero
+		}
+		return nil
+	}
+}
+
+// durationOrNone is duration where 0 means none (no wait) and negative is
+// refused.
+func durationOrNone(p *time.Duration) func(string) error {
+	return func(v string) (err error) {
+		*p, err = time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
+		case *p < 0:
+			return errors.New("must not be negative")
+		case *p == 0:
+			*p = -1
 		}
 		return nil
 	}

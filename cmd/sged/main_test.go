@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sgeplatform/sge/actors"
 	"github.com/sgeplatform/sge/internal/sgetest"
 	"github.com/sgeplatform/sge/persistence"
 )
@@ -218,21 +219,52 @@ func TestInvalidConfigReportsEveryProblem(t *testing.T) {
 	}
 }
 
-// WAL_MIN_SYNC_INTERVAL=0 turns the interval off; persistence reads a zero
-// as "the default", so the setting must hand it a negative.
-func TestWALMinSyncIntervalSetting(t *testing.T) {
-	for v, want := range map[string]time.Duration{"": persistence.DefaultWALMinSyncInterval, "0": -1, "250us": 250 * time.Microsecond} {
-		cfg, err := parseConfig(nil, func(k string) string {
-			if k == "WAL_MIN_SYNC_INTERVAL" {
+// The subsystems read a zero setting as "the default". A 0 given on purpose
+// must therefore either mean what the table says (none: a negative for the
+// subsystem) or be refused, never quietly become the default.
+func TestZeroSettings(t *testing.T) {
+	parse := func(env, v string) (*config, error) {
+		return parseConfig(nil, func(k string) string {
+			if k == env {
 				return v
 			}
 			return ""
 		}, io.Discard)
+	}
+	for _, c := range []struct {
+		env, v string
+		got    func(*config) int64
+		want   int64
+	}{
+		{"WAL_MIN_SYNC_INTERVAL", "", func(c *config) int64 { return int64(c.Store.WALMinSyncInterval) }, int64(persistence.DefaultWALMinSyncInterval)},
+		{"WAL_MIN_SYNC_INTERVAL", "0", func(c *config) int64 { return int64(c.Store.WALMinSyncInterval) }, -1},
+		{"WAL_MIN_SYNC_INTERVAL", "250us", func(c *config) int64 { return int64(c.Store.WALMinSyncInterval) }, int64(250 * time.Microsecond)},
+		{"MOCK_SETTLEMENT_LATENCY", "0s", func(c *config) int64 { return int64(c.Settlements.MockLatency) }, -1},
+		{"REPLAY_CACHE_RECORDS", "0", func(c *config) int64 { return int64(c.Actors.ReplayCacheRecords) }, -1},
+	} {
+		cfg, err := parse(c.env, c.v)
 		if err != nil {
-			t.Fatalf("%q: %v", v, err)
+			t.Fatalf("%s=%q: %v", c.env, c.v, err)
 		}
-		if got := cfg.Store.WALMinSyncInterval; got != want {
-			t.Errorf("WAL_MIN_SYNC_INTERVAL=%q: %v, want %v", v, got, want)
+		if got := c.got(cfg); got != c.want {
+			t.Errorf("%s=%q: %d, want %d", c.env, c.v, got, c.want)
+		}
+	}
+	// No latency means no wait: with its context already done, a waiting
+	// mock would answer the context's error.
+	cfg, _ := parse("MOCK_SETTLEMENT_LATENCY", "0")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := actors.NewBackend(cfg.Settlements).Settle(ctx, &persistence.Settlement{ID: "s"}); err != nil {
+		t.Errorf("mock with MOCK_SETTLEMENT_LATENCY=0 waited: %v", err)
+	}
+	for _, env := range []string{"SETTLEMENT_CONCURRENCY", "SETTLEMENT_MAX_ATTEMPTS", "RL_CLAIM_PER_HOUR", "MAX_BODY_BYTES", "IDEMPOTENCY_TTL", "SWEEP_INTERVAL", "SHUTDOWN_TIMEOUT"} {
+		v := "0"
+		if strings.HasSuffix(env, "TTL") || strings.HasSuffix(env, "INTERVAL") || strings.HasSuffix(env, "TIMEOUT") {
+			v = "0s"
+		}
+		if _, err := parse(env, v); err == nil || !strings.Contains(err.Error(), env+": must not be 0") {
+			t.Errorf("%s=%s: %v, want it refused", env, v, err)
 		}
 	}
 }
