@@ -83,7 +83,7 @@ func (s *Supervisor) Replay(id string) (*persistence.Settlement, error) {
 	s.dead.Add(-1)
 	s.unfinished.Add(1)
 	s.log.Info("dead letter replayed", "id", id)
-	s.start(st.ID, st.Wallet, nil)
+	s.start(st.ID, st.Wallet, nil, nil)
 	return st, nil
 }
 

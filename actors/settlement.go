@@ -122,25 +122,43 @@ func (a *settlementActor) resume() {
 	st, err := a.e.created, error(nil)
 	a.e.created = nil // a restarted actor reads what the store holds
 	if st == nil {
-		st, err = readSettlement(a.sup.store, a.e.id)
+		st, err = readSettlementOf(a.sup.store, a.e.wallet, a.e.id)
 	}
-	if err != nil {
-		if !errors.Is(err, persistence.ErrNotFound) {
-			a.sup.log.Error("load settlement", "id", a.e.id, "err", err)
-			a.sup.obs.StorageError("read")
-		}
+	switch {
+	case errors.Is(err, persistence.ErrNotFound):
+		a.dropStrayDue()
+		a.finish()
+		return
+	case err != nil:
+		a.sup.log.Error("load settlement", "id", a.e.id, "err", err)
+		a.sup.obs.StorageError("read")
 		a.finish() // still due: the sweeper tries again
 		return
 	}
 	a.st = st
 	switch st.Status {
 	case persistence.StatusSucceeded, persistence.StatusDead:
+		a.dropStrayDue()
 		a.finish()
 	case persistence.StatusRunning:
 		a.failed(errors.New("attempt interrupted before its outcome was recorded"), "failed", nil)
 	default:
 		a.schedule()
 	}
+}
+
+// dropStrayDue removes the due entry the sweep started this actor for, once
+// the settlement proved finished or gone: left alone, every sweep would
+// start an actor for it again. Unsynced: an entry that comes back after a
+// crash is dropped again.
+func (a *settlementActor) dropStrayDue() {
+	if a.e.due == nil {
+		return
+	}
+	b := a.sup.store.DB().NewBatch()
+	_ = b.Delete(a.e.due, nil)
+	_ = a.sup.store.Write(b)
+	a.e.due = nil
 }
 
 // schedule starts the next attempt when it is due, now or by timer.

@@ -92,6 +92,10 @@ type liveSettlement struct {
 	// first start to take instead of reading it back; nil when the
 	// settlement comes from the store. Only the actor touches it.
 	created *persistence.Settlement
+	// due is the g/due entry the sweep started the actor for (nil when
+	// another path started it): the actor drops it when the record turns
+	// out finished or gone, so a stray entry is not swept again.
+	due []byte
 	// awaiting is set while an attempt's result has not been handled; only
 	// the actor (any incarnation, one at a time) touches it.
 	awaiting atomic.Bool
@@ -175,7 +179,7 @@ func (s *Supervisor) Start() {
 // and starts it.
 func (s *Supervisor) Created(st *persistence.Settlement) {
 	s.unfinished.Add(1)
-	s.start(st.ID, st.Wallet, st)
+	s.start(st.ID, st.Wallet, st, nil)
 }
 
 // Counts reports settlements by status for telemetry: pending and running
@@ -204,7 +208,7 @@ func (s *Supervisor) Live() int {
 // start spawns an actor for the settlement unless one is live. It refuses
 // when shutting down or past MaxLive; the settlement then waits in g/due.
 // created is the new record as committed, or nil to read it from the store.
-func (s *Supervisor) start(id, wallet string, created *persistence.Settlement) bool {
+func (s *Supervisor) start(id, wallet string, created *persistence.Settlement, due []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.stopped {
@@ -217,7 +221,7 @@ func (s *Supervisor) start(id, wallet string, created *persistence.Settlement) b
 		s.mu.overflow = true
 		return false
 	}
-	e := &liveSettlement{id: id, wallet: wallet, created: created}
+	e := &liveSettlement{id: id, wallet: wallet, created: created, due: due}
 	s.mu.live[id] = e
 	// Children are spawned by the parent so that its strategy supervises them.
 	s.as.Root.Send(s.parent, e)
@@ -408,8 +412,8 @@ func (s *Supervisor) sweeper() {
 }
 
 // Sweep starts every settlement due now that has no live actor, up to
-// MaxLive, and removes due entries of settlements already finished. It
-// returns the number started.
+// MaxLive; an entry left behind by a settlement already finished (or gone)
+// is removed by the actor it gets. It returns the number of actors started.
 func (s *Supervisor) Sweep() (int, error) { return s.sweep(false, s.cfg.Now()) }
 
 // sweep is Sweep of the entries due by now, starting after the point where
@@ -458,20 +462,12 @@ func (s *Supervisor) sweep(resume bool, now time.Time) (int, error) {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, fmt.Errorf("actors: sweep: %w", err)
 	}
+	// The sweep does not read the records: each actor reads its own as it
+	// starts (reading here too cost a second read per settlement), and
+	// drops its entry if the settlement is finished or gone.
 	n := 0
 	for _, c := range cands {
-		st, err := readSettlement(s.store, c.id)
-		switch {
-		case errors.Is(err, persistence.ErrNotFound) || err == nil && finished(st.Status):
-			// Left behind by a finished settlement (or a stray write): drop it.
-			b := s.store.DB().NewBatch()
-			_ = b.Delete(c.key, nil)
-			_ = s.store.Write(b)
-			continue
-		case err != nil:
-			return n, err
-		}
-		if !s.start(c.id, c.wallet, nil) {
+		if !s.start(c.id, c.wallet, nil, c.key) {
 			// Out of room after all: the next kick resumes here.
 			s.mu.Lock()
 			s.mu.resumeAt = c.key
@@ -514,10 +510,6 @@ func (s *Supervisor) nextDue(t time.Time) (time.Time, bool) {
 		return time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
 	}
 	return time.Time{}, false
-}
-
-func finished(status string) bool {
-	return status == persistence.StatusSucceeded || status == persistence.StatusDead
 }
 
 // Shutdown stops the sweeper and new attempts, lets backend calls in flight
@@ -579,7 +571,24 @@ func readSettlement(store *persistence.Store, id string) (*persistence.Settlemen
 	if err != nil {
 		return nil, err
 	}
-	v, err := store.Get(nil, persistence.AppendWalletKey(nil, w, persistence.TagSettlement, []byte(id)))
+	return readWalletSettlement(store, w, id)
+}
+
+// readSettlementOf is readSettlement when the wallet is known already (from
+// a due entry or a live settlement): one read instead of two, the locator's
+// saved. Where the wallet's range does not hold id, the locator decides.
+func readSettlementOf(store *persistence.Store, wallet, id string) (*persistence.Settlement, error) {
+	if wallet != "" {
+		st, err := readWalletSettlement(store, []byte(wallet), id)
+		if !errors.Is(err, persistence.ErrNotFound) {
+			return st, err
+		}
+	}
+	return readSettlement(store, id)
+}
+
+func readWalletSettlement(store *persistence.Store, wallet []byte, id string) (*persistence.Settlement, error) {
+	v, err := store.Get(nil, persistence.AppendWalletKey(nil, wallet, persistence.TagSettlement, []byte(id)))
 	if err != nil {
 		return nil, err
 	}

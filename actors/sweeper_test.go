@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cockroachdb/pebble"
 	"github.com/sgeplatform/sge/internal/ids"
 	"github.com/sgeplatform/sge/persistence"
 )
@@ -67,4 +68,84 @@ func TestSweeperStartsWhatFallsDueDuringASweep(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// A due entry whose settlement is finished or gone (left behind by a stray
+// write) is dropped by the actor the sweep starts for it, and the backend is
+// never called for it; a pending settlement beside them runs once.
+func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	const wallet = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+	settlement := func(status string) *persistence.Settlement {
+		return &persistence.Settlement{ID: ids.New(now), Kind: persistence.KindRegistration, Wallet: wallet,
+			Status: status, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
+	}
+	done, pending := settlement(persistence.StatusSucceeded), settlement(persistence.StatusPending)
+	goneID := ids.New(now)
+	b := store.DB().NewBatch()
+	for _, st := range []*persistence.Settlement{done, pending} {
+		if err := PutSettlement(b, st, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = b.Set(persistence.AppendDueKey(nil, now.UnixNano(), []byte(goneID)), []byte(wallet), nil)
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
+
+	calls := &countingBackend{}
+	as := actor.NewActorSystem()
+	defer as.Shutdown()
+	sup, err := NewSupervisor(SettlementConfig{Backend: calls, SweepInterval: time.Hour,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Start()
+	defer func() { _ = sup.Shutdown(context.Background()) }()
+
+	dueEntries := func() (n int) {
+		it, err := store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixDue, UpperBound: persistence.PrefixEnd(persistence.PrefixDue)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		for it.First(); it.Valid(); it.Next() {
+			n++
+		}
+		return n
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := readSettlement(store, pending.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == persistence.StatusSucceeded && dueEntries() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: pending settlement %q, %d due entries left", got.Status, dueEntries())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := calls.n.Load(); n != 1 {
+		t.Errorf("backend called %d times, want 1 (only the pending settlement)", n)
+	}
+	if got, err := readSettlement(store, done.ID); err != nil || got.Status != persistence.StatusSucceeded || got.Attempts != 0 {
+		t.Errorf("finished settlement now %+v, %v; want it untouched", got, err)
+	}
+}
+
+// countingBackend succeeds at once and counts its calls.
+type countingBackend struct{ n atomic.Int64 }
+
+func (c *countingBackend) Settle(context.Context, *persistence.Settlement) error {
+	c.n.Add(1)
+	return nil
 }
