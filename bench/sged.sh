@@ -2,9 +2,11 @@
 
 # start_sged starts a fresh sged on an empty data directory in $tmp, trusting
 # loopback as a proxy (so sgeload's -xff-base spreads the per-IP limit), and
-# sets pid and addr once it listens.
+# sets pid and addr once it listens. With the argument "keep" it starts on
+# the data the last one left.
 start_sged() {
-	rm -rf "$tmp/data"
+	[ "${1:-}" = keep ] || rm -rf "$tmp/data"
+	: >"$tmp/sged.log"
 	DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
 		"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
 	pid=$!

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A settlement backlog drained after a restart: the settlement path's own
+# cost, without HTTP traffic beside it. sged takes registrations for D at
+# RATE while its backend calls are held to one at a time
+# (SETTLEMENT_CONCURRENCY=1), so nearly every settlement stays pending; then
+# it restarts on the same data with an instant mock backend
+# (MOCK_SETTLEMENT_LATENCY=0) and runs them all: the sweep, an actor each,
+# the attempt's two synced commits. Printed: the settlements run, the wall
+# time until none is pending or running, and sged's CPU from listening to
+# then, per settlement.
+#
+#   bench/drain.sh                  # 5000/s for 12s: about 54 000 settlements
+#   RATE=2000 D=20s bench/drain.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE="${RATE:-5000}"
+D="${D:-12s}"
+command -v curl >/dev/null || { echo "drain.sh needs curl" >&2; exit 2; }
+tmp=$(mktemp -d)
+pid=""
+stop_sged() {
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=""
+}
+trap 'stop_sged; rm -rf "$tmp"' EXIT
+
+go build -o "$tmp/sged" ./cmd/sged
+go build -o "$tmp/sgeload" ./cmd/sgeload
+# shellcheck source=bench/sged.sh
+. bench/sged.sh
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$pid"/stat; }
+# unfinished is the settlements pending or running; attempts, those run.
+unfinished() { curl -s "http://$addr/metrics" | awk '/^sge_settlements\{status="(pending|running)"\}/ { n += $2 } END { print n + 0 }'; }
+attempts() { curl -s "http://$addr/metrics" | awk '/^sge_settlement_attempts_total\{/ { n += $2 } END { print n + 0 }'; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · registrations at $RATE/s for $D"
+SETTLEMENT_CONCURRENCY=1 start_sged
+"$tmp/sgeload" -url "http://$addr" -scenario register -c 100 -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report"
+stop_sged
+MOCK_SETTLEMENT_LATENCY=0 start_sged keep
+t0=$(date +%s.%N) c0=$(cpu) left=$(unfinished)
+while [ "$(unfinished)" != 0 ]; do sleep 0.1; done
+t1=$(date +%s.%N) c1=$(cpu) n=$(attempts)
+echo "settlements pending at the restart: $left, run: $n"
+echo "$n $t0 $t1 $c0 $c1" | awk '$1 > 0 { printf "drained in %.1f s (%.0f/s); sged CPU %.2f s, %.0f us per settlement\n", $3 - $2, $1 / ($3 - $2), $5 - $4, ($5 - $4) / $1 * 1e6 }'
