@@ -1,4 +1,4 @@
-# Sourced by perf.sh and timeline.sh, which set tmp and build $tmp/sged.
+# Sourced by perf.sh, timeline.sh and drain.sh, which set tmp and build $tmp/sged.
 
 # start_sged starts a fresh sged on an empty data directory in $tmp, trusting
 # loopback as a proxy (so sgeload's -xff-base spreads the per-IP limit), and
@@ -6,7 +6,6 @@
 # the data the last one left.
 start_sged() {
 	[ "${1:-}" = keep ] || rm -rf "$tmp/data"
-	: >"$tmp/sged.log"
 	DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
 		"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
 	pid=$!
