@@ -17,20 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${D:-20s}"
 SCENARIOS="${SCENARIOS:-register hit limited claim}"
-tmp=$(mktemp -d)
-pid=""
-stop_sged() {
-	[ -n "$pid" ] || return 0
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	pid=""
-}
-trap 'stop_sged; rm -rf "$tmp"' EXIT
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}"
-go build -o "$tmp/sged" ./cmd/sged
-go build -o "$tmp/sgeload" ./cmd/sgeload
-
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 

@@ -1,4 +1,12 @@
-# Sourced by perf.sh, timeline.sh and drain.sh, which set tmp and build $tmp/sged.
+# Sourced by perf.sh, timeline.sh and drain.sh from the repository root: it
+# builds sged and sgeload from the working tree into a fresh $tmp, which goes
+# on exit together with any sged or load still running, and defines
+# start_sged and stop_sged.
+tmp=$(mktemp -d)
+pid=""
+trap 'stop_sged; wait; rm -rf "$tmp"' EXIT
+go build -o "$tmp/sged" ./cmd/sged
+go build -o "$tmp/sgeload" ./cmd/sgeload
 
 # start_sged starts a fresh sged on an empty data directory in $tmp, trusting
 # loopback as a proxy (so sgeload's -xff-base spreads the per-IP limit), and
@@ -17,4 +25,12 @@ start_sged() {
 	done
 	cat "$tmp/sged.log"
 	exit 1
+}
+
+# stop_sged stops the sged start_sged started, if it runs.
+stop_sged() {
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=""
 }

@@ -19,12 +19,7 @@ C="${C:-100}"
 D="${D:-20s}"
 STEP="${STEP:-0.5}"
 command -v curl >/dev/null || { echo "timeline.sh needs curl" >&2; exit 2; }
-tmp=$(mktemp -d)
-pid=""
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
-go build -o "$tmp/sged" ./cmd/sged
-go build -o "$tmp/sgeload" ./cmd/sgeload
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 start_sged
