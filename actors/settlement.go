@@ -149,16 +149,24 @@ func (a *settlementActor) resume() {
 
 // dropStrayDue removes the due entry the sweep started this actor for, once
 // the settlement proved finished or gone: left alone, every sweep would
-// start an actor for it again. Unsynced: an entry that comes back after a
-// crash is dropped again.
+// start an actor for it again. The entry was counted as unfinished (at
+// start-up, or when it was made), so it leaves that gauge too; an incarnation
+// that finds it gone already (its outcome removed it) changes nothing.
+// Unsynced: an entry that comes back after a crash is dropped again.
 func (a *settlementActor) dropStrayDue() {
-	if a.e.due == nil {
+	due := a.e.due
+	a.e.due = nil
+	if due == nil {
+		return
+	}
+	if _, err := a.sup.store.Get(nil, due); err != nil {
 		return
 	}
 	b := a.sup.store.DB().NewBatch()
-	_ = b.Delete(a.e.due, nil)
-	_ = a.sup.store.Write(b)
-	a.e.due = nil
+	_ = b.Delete(due, nil)
+	if a.sup.store.Write(b) == nil {
+		a.sup.unfinished.Add(-1)
+	}
 }
 
 // schedule starts the next attempt when it is due, now or by timer.
