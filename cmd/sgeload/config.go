@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -92,9 +93,8 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("sgeload: "+format, a...)) }
 	if _, ok := defaultConc[c.Scenario]; !ok {
 		bad("unknown scenario %q", c.Scenario)
-	}
-	if c.Conc <= 0 {
-		bad("-c must be positive")
+	} else if c.Conc <= 0 {
+		bad("-c must be positive") // an unknown scenario has no default -c to blame
 	}
 	if c.Duration <= 0 {
 		bad("-d must be positive")
@@ -102,8 +102,15 @@ func (c *Config) Validate() error {
 	if c.Max < 0 {
 		bad("-n must not be negative")
 	}
-	if c.Replay < 0 || c.Replay > 1 {
+	// Written so that NaN fails too.
+	if !(c.Replay >= 0 && c.Replay <= 1) {
 		bad("-replay must be within [0,1]")
+	}
+	if !(c.Rate >= 0) || math.IsInf(c.Rate, 1) {
+		bad("-rate must be a finite number, 0 or more")
+	}
+	if c.Quota <= 0 {
+		bad("-quota must be positive") // a negative one would make the over-quota check unfailable
 	}
 	if c.Wallets < 0 {
 		bad("-wallets must not be negative")

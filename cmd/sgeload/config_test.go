@@ -40,10 +40,20 @@ func TestParseFlags(t *testing.T) {
 			t.Errorf("%s: %+v %v", scenario, c, err)
 		}
 	}
-	_, err := parseFlags([]string{"-scenario", "nope", "-c", "-1", "-replay", "2", "-url", "http://10.1.1.1", "-xff-base", "::1"}, io.Discard)
-	for _, want := range []string{"scenario", "-c", "-replay", "loopback", "-xff-base"} {
+	_, err := parseFlags([]string{"-c", "-1", "-replay", "2", "-rate", "-5", "-quota", "-1", "-url", "http://10.1.1.1", "-xff-base", "::1"}, io.Discard)
+	for _, want := range []string{"-c", "-replay", "-rate", "-quota", "loopback", "-xff-base"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not report %s", err, want)
 		}
+	}
+	for _, args := range [][]string{{"-replay", "NaN"}, {"-rate", "NaN"}, {"-rate", "+Inf"}, {"-quota", "0"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: %v, want it refused", args, err)
+		}
+	}
+	// An unknown scenario is reported as such, not as a missing -c.
+	_, err = parseFlags([]string{"-scenario", "nope"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown scenario "nope"`) || strings.Contains(err.Error(), "-c") {
+		t.Errorf("-scenario nope: %v", err)
 	}
 }
