@@ -118,7 +118,7 @@ func (c *SettlementConfig) Validate() error {
 		}
 	}
 	for name, r := range map[string]float64{"MOCK_SETTLEMENT_FAILURE_RATE": c.MockFailureRate, "mock panic rate": c.MockPanicRate} {
-		if r < 0 || r > 1 {
+		if !(r >= 0 && r <= 1) { // NaN fails too
 			errs = append(errs, fmt.Errorf("actors: %s must be within [0, 1], got %g", name, r))
 		}
 	}

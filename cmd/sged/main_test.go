@@ -207,12 +207,12 @@ func TestGracefulShutdownExitsZero(t *testing.T) {
 
 func TestInvalidConfigReportsEveryProblem(t *testing.T) {
 	var stderr bytes.Buffer
-	env := map[string]string{"RL_CLAIM_PER_HOUR": "many", "IDEMPOTENCY_TTL": "1 day", "TRUSTED_PROXIES": "10.0.0.0/99", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318", "WAL_MIN_SYNC_INTERVAL": "-1ms"}
+	env := map[string]string{"RL_CLAIM_PER_HOUR": "many", "IDEMPOTENCY_TTL": "1 day", "TRUSTED_PROXIES": "10.0.0.0/99", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318", "WAL_MIN_SYNC_INTERVAL": "-1ms", "MOCK_SETTLEMENT_FAILURE_RATE": "NaN"}
 	code := run(context.Background(), []string{"--claim-ttl=-1s"}, func(k string) string { return env[k] }, &stderr)
 	if code != exitConfig {
 		t.Fatalf("exit code %d, want %d", code, exitConfig)
 	}
-	for _, want := range []string{"RL_CLAIM_PER_HOUR", "IDEMPOTENCY_TTL", "TRUSTED_PROXIES", "CLAIM_TTL", "OTLP endpoint", "WAL_MIN_SYNC_INTERVAL"} {
+	for _, want := range []string{"RL_CLAIM_PER_HOUR", "IDEMPOTENCY_TTL", "TRUSTED_PROXIES", "CLAIM_TTL", "OTLP endpoint", "WAL_MIN_SYNC_INTERVAL", "MOCK_SETTLEMENT_FAILURE_RATE"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not mention %s:\n%s", want, stderr.String())
 		}
