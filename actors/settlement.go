@@ -150,8 +150,10 @@ func (a *settlementActor) resume() {
 // dropStrayDue removes the due entry the sweep started this actor for, once
 // the settlement proved finished or gone: left alone, every sweep would
 // start an actor for it again. The entry was counted as unfinished (at
-// start-up, or when it was made), so it leaves that gauge too; an incarnation
-// that finds it gone already (its outcome removed it) changes nothing.
+// start-up, or when it was made), so it leaves that gauge too. If the entry
+// is gone already, its settlement's outcome removed it and left the gauge
+// then (the sweep can see an entry just before that outcome commits, and
+// start this actor just after), so nothing changes.
 // Unsynced: an entry that comes back after a crash is dropped again.
 func (a *settlementActor) dropStrayDue() {
 	due := a.e.due
