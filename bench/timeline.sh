@@ -4,14 +4,17 @@
 # from C connections for D, and every STEP reads sged's /metrics. Each line
 # is one step: the requests sged answered and their mean latency as sged
 # timed them, the synced commits and their mean wait for the WAL sync, the
-# WAL fsyncs and their mean, and how long Pebble flushed and compacted in
-# that step. Stretches where sged falls behind show as steps with a high mean
-# latency; the other columns show what ran beside them. A flush's time counts
-# in the step where it ends (Pebble adds it up then); a compaction's counts
-# while it runs.
+# WAL fsyncs and their mean, how long Pebble flushed and compacted in that
+# step, the settlement attempts that ended and the Go GC cycles. Stretches
+# where sged falls behind show as steps with a high mean latency; the other
+# columns show what ran beside them. A flush's time counts in the step where
+# it ends (Pebble adds it up then); a compaction's counts while it runs. With
+# WARMUP set, the same load runs that long first, unrecorded, so the timeline
+# shows a server that has a store and a settlement backlog behind it.
 #
 #   bench/timeline.sh                          # 5000/s from 100 connections, 20s
 #   RATE=4000 C=1000 D=30s bench/timeline.sh
+#   WARMUP=15s bench/timeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE="${RATE:-5000}"
@@ -24,13 +27,17 @@ command -v curl >/dev/null || { echo "timeline.sh needs curl" >&2; exit 2; }
 . bench/sged.sh
 start_sged
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c $C -rate $RATE -d $D"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARMUP of the same}"
+if [ -n "${WARMUP:-}" ]; then
+	"$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.8.0.1 -rate "$RATE" -d "$WARMUP" >/dev/null
+fi
 "$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report" &
 load=$!
 
 # sample prints one line of cumulative counters: seconds since start, then
 # POST requests and their latency sum (ms), commits and their WAL sync wait
-# (s), fsyncs and their sum (s), flush and compaction seconds.
+# (s), fsyncs and their sum (s), flush and compaction seconds, settlement
+# attempts and Go GC cycles.
 start=$(date +%s.%N)
 sample() {
 	curl -s "http://$addr/metrics" | awk -v now="$(date +%s.%N)" -v start="$start" '
@@ -42,7 +49,9 @@ sample() {
 		/^sge_pebble_wal_fsync_seconds_sum / { fs = $2 }
 		/^sge_pebble_flush_seconds_total / { fl = $2 }
 		/^sge_pebble_compaction_seconds_total / { co = $2 }
-		END { printf "%.2f %d %f %d %f %d %f %f %f\n", now - start, rn, rs, cn, cw, fn, fs, fl, co }'
+		/^sge_settlement_attempts_total\{/ { sa += $2 }
+		/^go_gc_duration_seconds_count / { gc = $2 }
+		END { printf "%.2f %d %f %d %f %d %f %f %f %d %d\n", now - start, rn, rs, cn, cw, fn, fs, fl, co, sa, gc }'
 }
 while kill -0 "$load" 2>/dev/null; do
 	sample
@@ -50,11 +59,11 @@ while kill -0 "$load" 2>/dev/null; do
 done >"$tmp/samples"
 wait "$load" || true
 
-awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %7s\n", "t s", "answers", "mean ms", "commits", "sync ms", "fsyncs", "fsync ms", "flush s", "compact s" }
+awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %9s %8s %4s\n", "t s", "answers", "mean ms", "commits", "sync ms", "fsyncs", "fsync ms", "flush s", "compact s", "settled", "GCs" }
 	NR > 1 {
 		dn = $2 - p2; dc = $4 - p4; df = $6 - p6
-		printf "%7.1f %8d %9.1f %8d %10.2f %7d %9.2f %7.2f %7.2f\n", $1, dn, dn ? ($3 - p3) / dn : 0,
-			dc, dc ? 1000 * ($5 - p5) / dc : 0, df, df ? 1000 * ($7 - p7) / df : 0, $8 - p8, $9 - p9 }
-	{ p2 = $2; p3 = $3; p4 = $4; p5 = $5; p6 = $6; p7 = $7; p8 = $8; p9 = $9 }' "$tmp/samples"
+		printf "%7.1f %8d %9.1f %8d %10.2f %7d %9.2f %7.2f %9.2f %8d %4d\n", $1, dn, dn ? ($3 - p3) / dn : 0,
+			dc, dc ? 1000 * ($5 - p5) / dc : 0, df, df ? 1000 * ($7 - p7) / df : 0, $8 - p8, $9 - p9, $10 - p10, $11 - p11 }
+	{ p2 = $2; p3 = $3; p4 = $4; p5 = $5; p6 = $6; p7 = $7; p8 = $8; p9 = $9; p10 = $10; p11 = $11 }' "$tmp/samples"
 echo
 cat "$tmp/report"
