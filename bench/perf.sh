@@ -10,6 +10,9 @@
 #   bench/perf.sh                     # 20s per run
 #   D=60s bench/perf.sh               # longer runs
 #   SCENARIOS=register bench/perf.sh  # some of register hit limited claim
+#   WARMUP=15s bench/perf.sh          # each sged first takes WARMUP of the
+#                                     # same load, unrecorded: a store and a
+#                                     # settlement backlog behind it
 #
 # sged takes its settings from the environment as usual, so
 # WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval.
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/.."
 D="${D:-20s}"
 SCENARIOS="${SCENARIOS:-register hit limited claim}"
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}${WARMUP:+ · WARMUP=$WARMUP}"
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 
@@ -34,6 +37,7 @@ faults() { awk '{ print $10 }' /proc/"$pid"/stat; }
 latencies() {
 	command -v curl >/dev/null || return 0
 	curl -s "http://$addr/metrics" >"$tmp/metrics"
+	[ -z "${WARMUP:-}" ] || echo "(sged's own figures below count the warm-up too)"
 	for h in "sge_pebble_commit_duration_seconds synced commits" \
 		"sge_pebble_wal_fsync_seconds WAL fsyncs" \
 		"sge_go_sched_latency_seconds waits for a CPU"; do
@@ -75,17 +79,25 @@ latencies() {
 		END { if (t != "") printf "sged commits: %.2f s in all, waiting for the WAL sync %.2f s, a WAL rotation %.2f s, a write stall %.2f s, the pipeline %.2f s\n",
 			t, w["wal_sync"], w["wal_rotation"], w["write_stall"], w["pipeline"] }' "$tmp/metrics"
 	# Flushes and compactions share the two cores with the requests while
-	# they run (each sged is fresh, so these totals are the run's).
+	# they run (each sged is fresh, so these totals are the run's, and its
+	# warm-up's when WARMUP is set).
 	awk '/^sge_pebble_flushes_total / { f = $2 } /^sge_pebble_flush_seconds_total / { fs = $2 }
 		/^sge_pebble_compactions_total / { c = $2 } /^sge_pebble_compaction_seconds_total / { cs = $2 }
 		END { if (f != "") printf "sged Pebble flushes: %d, %.2f s in all; compactions: %d, %.2f s in all\n", f, fs, c, cs }' "$tmp/metrics"
 }
 
-# load runs sgeload against a fresh sged, prints its report, sged's CPU and
-# RSS and its latencies, and leaves the report in $tmp/last.
+# load runs sgeload against a fresh sged (after WARMUP of the same load, when
+# set), prints its report, sged's CPU and RSS and its latencies, and leaves
+# the report in $tmp/last.
 load() {
 	start_sged
 	echo
+	if [ -n "${WARMUP:-}" ]; then
+		local a warm=()
+		for a in "$@"; do [ "$a" = -baseline ] || warm+=("$a"); done
+		echo "\$ sgeload ${warm[*]} -d $WARMUP   # warm-up, not reported"
+		"$tmp/sgeload" -url "http://$addr" "${warm[@]}" -d "$WARMUP" >/dev/null
+	fi
 	echo "\$ sgeload $*"
 	local before flt
 	before=$(cpu) flt=$(faults)
