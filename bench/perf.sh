@@ -14,6 +14,10 @@
 #                                     # same load, unrecorded: a store and a
 #                                     # settlement backlog behind it
 #
+# With WARMUP the bare baseline runs while sged still works off its warm-up
+# (settlements, compactions) on the same cores, so the baseline comes out
+# lower and the ratios flatter sged: compare requests/s across runs instead.
+#
 # sged takes its settings from the environment as usual, so
 # WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval.
 set -euo pipefail
