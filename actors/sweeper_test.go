@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/cockroachdb/pebble"
 	"github.com/sgeplatform/sge/internal/ids"
 	"github.com/sgeplatform/sge/persistence"
 )
@@ -18,15 +18,9 @@ import (
 // early sweep, not left for the next SweepInterval. The clock reads t0 for
 // the first sweep and t0+2s after it; the entry is due at t0+1s.
 func TestSweeperStartsWhatFallsDueDuringASweep(t *testing.T) {
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	t0 := time.Now()
-	st := &persistence.Settlement{ID: ids.New(t0), Kind: persistence.KindRegistration,
-		Wallet: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", Status: persistence.StatusPending,
-		CreatedAt: t0.UTC(), UpdatedAt: t0.UTC()}
+	st := testSettlement(t0, persistence.StatusPending)
 	b := store.DB().NewBatch()
 	if err := PutSettlement(b, st, t0.Add(time.Second)); err != nil {
 		t.Fatal(err)
@@ -42,32 +36,15 @@ func TestSweeperStartsWhatFallsDueDuringASweep(t *testing.T) {
 		}
 		return t0.Add(2 * time.Second)
 	}
-	as := actor.NewActorSystem()
-	defer as.Shutdown()
-	sup, err := NewSupervisor(SettlementConfig{
-		Mode: ModeMock, MockLatency: time.Millisecond, SweepInterval: time.Hour, Now: clock,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}, store, as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup.Start()
-	defer func() { _ = sup.Shutdown(context.Background()) }()
+	startTestSupervisor(t, store, SettlementConfig{Mode: ModeMock, MockLatency: time.Millisecond, SweepInterval: time.Hour, Now: clock})
 
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, func() (bool, string) {
 		got, err := readSettlement(store, st.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status == persistence.StatusSucceeded {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute the settlement is %q: the sweeper did not start it", got.Status)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got.Status == persistence.StatusSucceeded, "the settlement is " + got.Status + ": the sweeper did not start it"
+	})
 }
 
 // A due entry whose settlement is finished or gone (left behind by a stray
@@ -75,18 +52,9 @@ func TestSweeperStartsWhatFallsDueDuringASweep(t *testing.T) {
 // unfinished settlements, and the backend is never called for it; a pending
 // settlement beside them runs once.
 func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTestStore(t)
 	now := time.Now()
-	const wallet = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
-	settlement := func(status string) *persistence.Settlement {
-		return &persistence.Settlement{ID: ids.New(now), Kind: persistence.KindRegistration, Wallet: wallet,
-			Status: status, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
-	}
-	done, pending := settlement(persistence.StatusSucceeded), settlement(persistence.StatusPending)
+	done, pending := testSettlement(now, persistence.StatusSucceeded), testSettlement(now, persistence.StatusPending)
 	goneID := ids.New(now)
 	b := store.DB().NewBatch()
 	for _, st := range []*persistence.Settlement{done, pending} {
@@ -94,55 +62,86 @@ func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_ = b.Set(persistence.AppendDueKey(nil, now.UnixNano(), []byte(goneID)), []byte(wallet), nil)
+	_ = b.Set(persistence.AppendDueKey(nil, now.UnixNano(), []byte(goneID)), []byte(pending.Wallet), nil)
 	if err := store.Commit(b); err != nil {
 		t.Fatal(err)
 	}
 
 	calls := &countingBackend{}
-	as := actor.NewActorSystem()
-	defer as.Shutdown()
-	sup, err := NewSupervisor(SettlementConfig{Backend: calls, SweepInterval: time.Hour,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, store, as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sup.Start()
-	defer func() { _ = sup.Shutdown(context.Background()) }()
+	sup := startTestSupervisor(t, store, SettlementConfig{Backend: calls, SweepInterval: time.Hour})
 
-	dueEntries := func() (n int) {
-		it, err := store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixDue, UpperBound: persistence.PrefixEnd(persistence.PrefixDue)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer it.Close()
-		for it.First(); it.Valid(); it.Next() {
-			n++
-		}
-		return n
-	}
 	// All three entries were counted as unfinished at start-up: once all
 	// three are gone, so is the count (each leaves it just after its write).
-	deadline := time.Now().Add(time.Minute)
-	for {
+	eventually(t, func() (bool, string) {
 		got, err := readSettlement(store, pending.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		due, err := countKeys(store, persistence.PrefixDue)
+		if err != nil {
+			t.Fatal(err)
+		}
 		c := sup.Counts()
-		if got.Status == persistence.StatusSucceeded && dueEntries() == 0 && c[persistence.StatusPending]+c[persistence.StatusRunning] == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute: pending settlement %q, %d due entries left, counts %v", got.Status, dueEntries(), c)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got.Status == persistence.StatusSucceeded && due == 0 && c[persistence.StatusPending]+c[persistence.StatusRunning] == 0,
+			fmt.Sprintf("pending settlement %q, %d due entries left, counts %v", got.Status, due, c)
+	})
 	if n := calls.n.Load(); n != 1 {
 		t.Errorf("backend called %d times, want 1 (only the pending settlement)", n)
 	}
 	if got, err := readSettlement(store, done.ID); err != nil || got.Status != persistence.StatusSucceeded || got.Attempts != 0 {
 		t.Errorf("finished settlement now %+v, %v; want it untouched", got, err)
+	}
+}
+
+func openTestStore(t *testing.T) *persistence.Store {
+	t.Helper()
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() }) // registered first, so it runs after the supervisor's
+	return store
+}
+
+// startTestSupervisor starts a supervisor on store that logs nothing and
+// shuts down, with its actor system, when the test ends.
+func startTestSupervisor(t *testing.T, store *persistence.Store, cfg SettlementConfig) *Supervisor {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	as := actor.NewActorSystem()
+	t.Cleanup(as.Shutdown)
+	sup, err := NewSupervisor(cfg, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Start()
+	t.Cleanup(func() { _ = sup.Shutdown(context.Background()) })
+	return sup
+}
+
+// testSettlement is a registration settlement of one fixed wallet, created
+// at t, with a fresh id.
+func testSettlement(t time.Time, status string) *persistence.Settlement {
+	return &persistence.Settlement{ID: ids.New(t), Kind: persistence.KindRegistration,
+		Wallet: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", Status: status,
+		CreatedAt: t.UTC(), UpdatedAt: t.UTC()}
+}
+
+// eventually polls cond until it reports done, for at most a minute; then
+// the test fails with cond's account of the state it saw last.
+// (sgetest.Eventually would be an import cycle from here.)
+func eventually(t *testing.T, cond func() (done bool, state string)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		done, state := cond()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute: %s", state)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
