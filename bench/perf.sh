@@ -14,9 +14,10 @@
 #                                     # same load, unrecorded: a store and a
 #                                     # settlement backlog behind it
 #
-# With WARMUP the bare baseline runs while sged still works off its warm-up
-# (settlements, compactions) on the same cores, so the baseline comes out
-# lower and the ratios flatter sged: compare requests/s across runs instead.
+# With WARMUP the bare baseline runs on its own, before sged starts: run
+# after the warm-up (as -baseline would), it shared the cores with a sged
+# still working off its settlements and compactions, came out lower and
+# flattered the ratio.
 #
 # sged takes its settings from the environment as usual, so
 # WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval.
@@ -94,18 +95,29 @@ latencies() {
 # set), prints its report, sged's CPU and RSS and its latencies, and leaves
 # the report in $tmp/last.
 load() {
-	start_sged
+	local a args=() base=""
+	for a in "$@"; do
+		if [ -n "${WARMUP:-}" ] && [ "$a" = -baseline ]; then base=1; else args+=("$a"); fi
+	done
 	echo
-	if [ -n "${WARMUP:-}" ]; then
-		local a warm=()
-		for a in "$@"; do [ "$a" = -baseline ] || warm+=("$a"); done
-		echo "\$ sgeload ${warm[*]} -d $WARMUP   # warm-up, not reported"
-		"$tmp/sgeload" -url "http://$addr" "${warm[@]}" -d "$WARMUP" >/dev/null
+	if [ -n "$base" ]; then
+		# The same traffic against the bare server (-scenario baseline always
+		# sends registrations, as -baseline does), while no sged runs.
+		echo "\$ sgeload ${args[*]} -scenario baseline   # before sged starts"
+		"$tmp/sgeload" -d "$D" "${args[@]}" -scenario baseline | tee "$tmp/base"
 	fi
-	echo "\$ sgeload $*"
+	start_sged
+	if [ -n "${WARMUP:-}" ]; then
+		echo "\$ sgeload ${args[*]} -d $WARMUP   # warm-up, not reported"
+		"$tmp/sgeload" -url "http://$addr" "${args[@]}" -d "$WARMUP" >/dev/null
+	fi
+	echo "\$ sgeload ${args[*]}"
 	local before flt
 	before=$(cpu) flt=$(faults)
-	"$tmp/sgeload" -url "http://$addr" -d "$D" "$@" | tee "$tmp/last"
+	"$tmp/sgeload" -url "http://$addr" -d "$D" "${args[@]}" | tee "$tmp/last"
+	if [ -n "$base" ]; then
+		rps "$tmp/last" "$tmp/base" | awk 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "sged / the bare baseline before it: %.2f\n", s / $1 }'
+	fi
 	echo "sged CPU s during the run: $(echo "$before $(cpu)" | awk '{ printf "%.2f (user %.2f, system %.2f)", $3 + $4 - $1 - $2, $3 - $1, $4 - $2 }'), minor page faults: $(($(faults) - flt)), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
 	latencies
 	stop_sged
@@ -121,15 +133,19 @@ durable() {
 	"$tmp/sgeload" -d "$D" "$@" | tee "$tmp/durable"
 }
 
+# rps prints the requests/s of each report given, one per line (the last
+# column of a report is the scenario's own).
+rps() { awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print $NF }' "$@"; }
+
 # of_ceiling prints sged's requests/s in the last load run over the last
-# durable baseline's (the last column of each report is the scenario's own).
+# durable baseline's.
 of_ceiling() {
-	awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print $NF }' "$tmp/last" "$tmp/durable" |
+	rps "$tmp/last" "$tmp/durable" |
 		awk 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "sged / durable baseline: %.2f\n", s / $1 }'
 }
 
-# half prints half of the last run's requests/s (its last column).
-half() { awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print int($NF / 2) }' "$tmp/last"; }
+# half prints half of the last run's requests/s.
+half() { rps "$tmp/last" | awk '{ print int($1 / 2) }'; }
 
 # Each scenario at its maximum beside the baseline, then paced at half of it,
 # again beside the baseline at the same rate: the latency this machine and
