@@ -116,7 +116,7 @@ load() {
 	before=$(cpu) flt=$(faults)
 	"$tmp/sgeload" -url "http://$addr" -d "$D" "${args[@]}" | tee "$tmp/last"
 	if [ -n "$base" ]; then
-		rps "$tmp/last" "$tmp/base" | awk 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "sged / the bare baseline before it: %.2f\n", s / $1 }'
+		ratio "$tmp/last" "$tmp/base" "sged / the bare baseline before it"
 	fi
 	echo "sged CPU s during the run: $(echo "$before $(cpu)" | awk '{ printf "%.2f (user %.2f, system %.2f)", $3 + $4 - $1 - $2, $3 - $1, $4 - $2 }'), minor page faults: $(($(faults) - flt)), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
 	latencies
@@ -137,12 +137,12 @@ durable() {
 # column of a report is the scenario's own).
 rps() { awk '$1 == "requests/s" && $2 ~ /^[0-9.]+$/ { print $NF }' "$@"; }
 
+# ratio prints the requests/s of one report over another's, after a label.
+ratio() { rps "$1" "$2" | awk -v what="$3" 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "%s: %.2f\n", what, s / $1 }'; }
+
 # of_ceiling prints sged's requests/s in the last load run over the last
 # durable baseline's.
-of_ceiling() {
-	rps "$tmp/last" "$tmp/durable" |
-		awk 'NR == 1 { s = $1 } NR == 2 && $1 > 0 { printf "sged / durable baseline: %.2f\n", s / $1 }'
-}
+of_ceiling() { ratio "$tmp/last" "$tmp/durable" "sged / durable baseline"; }
 
 # half prints half of the last run's requests/s.
 half() { rps "$tmp/last" | awk '{ print int($1 / 2) }'; }
