@@ -93,7 +93,7 @@ func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
 	}
 }
 
-func openTestStore(t *testing.T) *persistence.Store {
+func openTestStore(t testing.TB) *persistence.Store {
 	t.Helper()
 	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -105,7 +105,16 @@ func openTestStore(t *testing.T) *persistence.Store {
 
 // startTestSupervisor starts a supervisor on store that logs nothing and
 // shuts down, with its actor system, when the test ends.
-func startTestSupervisor(t *testing.T, store *persistence.Store, cfg SettlementConfig) *Supervisor {
+func startTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementConfig) *Supervisor {
+	t.Helper()
+	sup := newTestSupervisor(t, store, cfg)
+	sup.Start()
+	return sup
+}
+
+// newTestSupervisor is startTestSupervisor without Start: no sweeper, so
+// only Created starts settlements.
+func newTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementConfig) *Supervisor {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	as := actor.NewActorSystem()
@@ -114,7 +123,6 @@ func startTestSupervisor(t *testing.T, store *persistence.Store, cfg SettlementC
 	if err != nil {
 		t.Fatal(err)
 	}
-	sup.Start()
 	t.Cleanup(func() { _ = sup.Shutdown(context.Background()) })
 	return sup
 }
