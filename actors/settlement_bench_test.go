@@ -18,7 +18,7 @@ func BenchmarkSettlement(b *testing.B) {
 	const inFlight = 256
 	store := openTestStore(b)
 	slots := make(chan struct{}, inFlight)
-	sup := newTestSupervisor(b, store, SettlementConfig{Backend: &countingBackend{}, Observer: stopSignal{slots}})
+	sup := newTestSupervisor(b, store, SettlementConfig{Backend: &countingBackend{}, Observer: stopSignal{slots: slots}})
 	now := time.Now()
 	sts := make([]*persistence.Settlement, b.N)
 	for i := 0; i < b.N; {
@@ -50,6 +50,7 @@ func BenchmarkSettlement(b *testing.B) {
 
 // stopSignal frees a slot each time a settlement actor stops.
 type stopSignal struct {
+	NopObserver
 	slots chan struct{}
 }
 
@@ -58,12 +59,3 @@ func (s stopSignal) ActorStopped(kind string, _ bool) {
 		<-s.slots
 	}
 }
-
-func (stopSignal) ActorSpawned(string)                  {}
-func (stopSignal) ActorRestarted(string)                {}
-func (stopSignal) MailboxEnqueued(string)               {}
-func (stopSignal) MessageHandled(string, time.Duration) {}
-func (stopSignal) Idempotency(string, string)           {}
-func (stopSignal) RateLimit(string, bool)               {}
-func (stopSignal) StorageError(string)                  {}
-func (stopSignal) SettlementAttempt(string, string)     {}
