@@ -36,10 +36,12 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' 
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' /proc/"$pid"/stat; }
 faults() { awk '{ print $10 }' /proc/"$pid"/stat; }
 
-# latencies summarizes three of sged's latency histograms (needs curl): its
-# synced commits, the WAL fsyncs inside them, and how long runnable
-# goroutines waited for a CPU. Bounds are histogram buckets, so "<=".
-latencies() {
+# sged_figures prints sged's own view from its /metrics (needs curl): three
+# latency histograms (its synced commits, the WAL fsyncs inside them, and
+# how long runnable goroutines waited for a CPU; bounds are histogram
+# buckets, so "<="), the requests as it timed them, what the run left to
+# settle, and Pebble's stalls, commit waits, flushes and compactions.
+sged_figures() {
 	command -v curl >/dev/null || return 0
 	curl -s "http://$addr/metrics" >"$tmp/metrics"
 	[ -z "${WARMUP:-}" ] || echo "(sged's own figures below count the warm-up too)"
@@ -75,6 +77,10 @@ latencies() {
 				printf " p%s <= %s ms", q[i], order[j]; break }
 			print ""
 		}' "$tmp/metrics"
+	# What the run left to settle: a maximum runs far more registrations than
+	# settlements (bench/sustain.sh; README, Sustained).
+	awk '/^sge_settlement_attempts_total\{/ { n += $2 } /^sge_settlements\{status="(pending|running)"\}/ { p += $2 }
+		END { if (n + p) printf "sged settlements: %d attempts ended, %d pending or running at the end\n", n, p }' "$tmp/metrics"
 	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
 		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
 	# Where the synced commits' time went inside Pebble (the rest is applying
@@ -92,7 +98,7 @@ latencies() {
 }
 
 # load runs sgeload against a fresh sged (after WARMUP of the same load, when
-# set), prints its report, sged's CPU and RSS and its latencies, and leaves
+# set), prints its report, sged's CPU and RSS and sged_figures, and leaves
 # the report in $tmp/last.
 load() {
 	local a args=() base=""
@@ -119,7 +125,7 @@ load() {
 		ratio "$tmp/last" "$tmp/base" "sged / the bare baseline before it"
 	fi
 	echo "sged CPU s during the run: $(echo "$before $(cpu)" | awk '{ printf "%.2f (user %.2f, system %.2f)", $3 + $4 - $1 - $2, $3 - $1, $4 - $2 }'), minor page faults: $(($(faults) - flt)), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"
-	latencies
+	sged_figures
 	stop_sged
 }
 
