@@ -169,28 +169,29 @@ var errZero = errors.New("must not be 0 (leave it unset for the default)")
 
 func integer(p *int) func(string) error {
 	return func(v string) (err error) {
-		*p, err = strconv.Atoi(v)
-		switch {
-		case err != nil:
-			return fmt.Errorf("not an integer: %q", v)
-		case *p == 0:
-			return errZero
+		if *p, err = atoi(v); err == nil && *p == 0 {
+			err = errZero
 		}
-		return nil
+		return err
 	}
 }
 
 // integerOrNone is integer where 0, like any negative, means none.
 func integerOrNone(p *int) func(string) error {
 	return func(v string) (err error) {
-		if *p, err = strconv.Atoi(v); err != nil {
-			return fmt.Errorf("not an integer: %q", v)
-		}
-		if *p == 0 {
+		if *p, err = atoi(v); err == nil && *p == 0 {
 			*p = -1
 		}
-		return nil
+		return err
 	}
+}
+
+func atoi(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("not an integer: %q", v)
+	}
+	return n, nil
 }
 
 func float(p *float64) func(string) error {
@@ -215,14 +216,10 @@ func boolean(p *bool) func(string) error {
 
 func duration(p *time.Duration) func(string) error {
 	return func(v string) (err error) {
-		*p, err = time.ParseDuration(v)
-		switch {
-		case err != nil:
-			return fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
-		case *p == 0:
-			return errZero
+		if *p, err = parseDuration(v); err == nil && *p == 0 {
+			err = errZero
 		}
-		return nil
+		return err
 	}
 }
 
@@ -230,10 +227,10 @@ func duration(p *time.Duration) func(string) error {
 // refused.
 func durationOrNone(p *time.Duration) func(string) error {
 	return func(v string) (err error) {
-		*p, err = time.ParseDuration(v)
+		*p, err = parseDuration(v)
 		switch {
 		case err != nil:
-			return fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
+			return err
 		case *p < 0:
 			return errors.New("must not be negative")
 		case *p == 0:
@@ -241,6 +238,14 @@ func durationOrNone(p *time.Duration) func(string) error {
 		}
 		return nil
 	}
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("not a Go duration (like 250ms, 2s, 24h): %q", v)
+	}
+	return d, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
