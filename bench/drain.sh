@@ -19,10 +19,11 @@ command -v curl >/dev/null || { echo "drain.sh needs curl" >&2; exit 2; }
 
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' /proc/"$pid"/stat; }
-# unfinished is the settlements pending or running; attempts, those run.
-unfinished() { curl -s "http://$addr/metrics" | awk '/^sge_settlements\{status="(pending|running)"\}/ { n += $2 } END { print n + 0 }'; }
-attempts() { curl -s "http://$addr/metrics" | awk '/^sge_settlement_attempts_total\{/ { n += $2 } END { print n + 0 }'; }
+# cpu_total is sged's CPU seconds so far, user and system together;
+# attempts the settlement attempts ended, unfinished those pending or running.
+cpu_total() { cpu | awk '{ print $1 + $2 }'; }
+attempts() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f1; }
+unfinished() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f2; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · registrations at $RATE/s for $D"
 SETTLEMENT_CONCURRENCY=1 start_sged
@@ -31,8 +32,8 @@ stop_sged
 MOCK_SETTLEMENT_LATENCY=0 start_sged keep
 # The drain begins as soon as sged listens, so the first readings pair the
 # CPU with the settlements already run at that moment.
-t0=$(date +%s.%N) c0=$(cpu) a0=$(attempts)
+t0=$(date +%s.%N) c0=$(cpu_total) a0=$(attempts)
 while [ "$(unfinished)" != 0 ]; do sleep 0.1; done
-t1=$(date +%s.%N) c1=$(cpu) a1=$(attempts)
+t1=$(date +%s.%N) c1=$(cpu_total) a1=$(attempts)
 echo "settlements run after the restart: $a1 ($a0 of them before the first reading)"
 echo "$((a1 - a0)) $t0 $t1 $c0 $c1" | awk '$1 > 0 { printf "then %d in %.1f s (%.0f/s); sged CPU %.2f s, %.0f us per settlement\n", $1, $3 - $2, $1 / ($3 - $2), $5 - $4, ($5 - $4) / $1 * 1e6 }'

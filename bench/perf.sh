@@ -30,10 +30,8 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' 
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 
-# cpu prints the CPU seconds sged has used so far (user, then system), and
-# faults its minor page faults: each costs CPU on first touch of a page, and
-# on a VM that is not little (BenchmarkPageFault).
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' /proc/"$pid"/stat; }
+# faults prints sged's minor page faults so far: each costs CPU on first
+# touch of a page, and on a VM that is not little (BenchmarkPageFault).
 faults() { awk '{ print $10 }' /proc/"$pid"/stat; }
 
 # sged_figures prints sged's own view from its /metrics (needs curl): three
@@ -79,8 +77,8 @@ sged_figures() {
 		}' "$tmp/metrics"
 	# What the run left to settle: a maximum runs far more registrations than
 	# settlements (bench/sustain.sh; README, Sustained).
-	awk '/^sge_settlement_attempts_total\{/ { n += $2 } /^sge_settlements\{status="(pending|running)"\}/ { p += $2 }
-		END { if (n + p) printf "sged settlements: %d attempts ended, %d pending or running at the end\n", n, p }' "$tmp/metrics"
+	settlement_counts <"$tmp/metrics" |
+		awk '$1 + $2 { printf "sged settlements: %d attempts ended, %d pending or running at the end\n", $1, $2 }'
 	awk '/^sge_pebble_write_stall_seconds_count/ { n = $2 } /^sge_pebble_write_stall_seconds_sum/ { s = $2 }
 		END { if (n != "") printf "sged Pebble write stalls: %d, %.3f s in all\n", n, s }' "$tmp/metrics"
 	# Where the synced commits' time went inside Pebble (the rest is applying

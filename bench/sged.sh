@@ -1,7 +1,7 @@
-# Sourced by perf.sh, timeline.sh and drain.sh from the repository root: it
-# builds sged and sgeload from the working tree into a fresh $tmp, which goes
-# on exit together with any sged or load still running, and defines
-# start_sged and stop_sged.
+# Sourced by perf.sh, timeline.sh, drain.sh and sustain.sh from the
+# repository root: it builds sged and sgeload from the working tree into a
+# fresh $tmp, which goes on exit together with any sged or load still
+# running, and defines start_sged, stop_sged, cpu and settlement_counts.
 tmp=$(mktemp -d)
 pid=""
 trap 'stop_sged; wait; rm -rf "$tmp"' EXIT
@@ -33,4 +33,15 @@ stop_sged() {
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	pid=""
+}
+
+# cpu prints the CPU seconds the running sged has used so far: user, then
+# system.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' /proc/"$pid"/stat; }
+
+# settlement_counts reads a /metrics page on stdin and prints the settlement
+# attempts that have ended, then the settlements pending or running.
+settlement_counts() {
+	awk '/^sge_settlement_attempts_total\{/ { n += $2 } /^sge_settlements\{status="(pending|running)"\}/ { p += $2 }
+		END { print n + 0, p + 0 }'
 }

@@ -29,13 +29,11 @@ for rate in $RATES; do
 	[ "$rate" = max ] && pace=(-c 1000)
 	start_sged
 	"$tmp/sgeload" -url "http://$addr" -scenario register "${pace[@]}" -xff-base 10.6.0.1 -d "$D" >"$tmp/report"
-	curl -s "http://$addr/metrics" >"$tmp/metrics"
+	counts=$(curl -s "http://$addr/metrics" | settlement_counts)
 	stop_sged
-	awk -v rate="$rate" '
-		FILENAME ~ /report$/ && $1 == "requests/s" { rps = $2 }
-		FILENAME ~ /report$/ && $1 == "p99" { p99 = $3 }
-		FILENAME ~ /report$/ && $1 == "X-Idempotency" && $2 == "MISS" { created = $3 }
-		/^sge_settlement_attempts_total\{/ { run += $2 }
-		/^sge_settlements\{status="(pending|running)"\}/ { left += $2 }
-		END { printf "%8s %9d %9.1f %9d %9d %11d\n", rate, rps, p99, created, run, left }' "$tmp/report" "$tmp/metrics"
+	awk -v rate="$rate" -v counts="$counts" '
+		$1 == "requests/s" { rps = $2 }
+		$1 == "p99" { p99 = $3 }
+		$1 == "X-Idempotency" && $2 == "MISS" { created = $3 }
+		END { split(counts, c, " "); printf "%8s %9d %9.1f %9d %9d %11d\n", rate, rps, p99, created, c[1], c[2] }' "$tmp/report"
 done
