@@ -66,7 +66,7 @@ type Config struct {
 	// either way; what changes is how many commits one fsync covers, and an
 	// fsync costs CPU (a few hundred µs of it on the README's VM). Default
 	// DefaultWALMinSyncInterval; negative: every commit syncs at once. The
-	// README's Performance section has the measurements behind the default.
+	// measurements behind the default are in bench/FINDINGS.md (part 4).
 	WALMinSyncInterval time.Duration
 	// Logger receives storage events. Default slog.Default().
 	Logger *slog.Logger
