@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -33,7 +32,7 @@ func startTestSystem(t *testing.T, dir string, cfg Config) (sys *System, stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := actor.NewActorSystem()
+	as := newTestActorSystem()
 	if sys, err = New(cfg, store, as); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/internal/ids"
 	"github.com/sgeplatform/sge/persistence"
+	"github.com/sgeplatform/sge/telemetry"
 )
 
 // A settlement that falls due while the sweeper sweeps is started by the
@@ -117,7 +119,7 @@ func startTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementC
 func newTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementConfig) *Supervisor {
 	t.Helper()
 	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
-	as := actor.NewActorSystem()
+	as := newTestActorSystem()
 	t.Cleanup(as.Shutdown)
 	sup, err := NewSupervisor(cfg, store, as)
 	if err != nil {
@@ -125,6 +127,15 @@ func newTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementCon
 	}
 	t.Cleanup(func() { _ = sup.Shutdown(context.Background()) })
 	return sup
+}
+
+// newTestActorSystem is an actor system that logs as sged's does: through
+// telemetry.ActorLoggerFactory, Warn and above only. protoactor-go's default
+// prints coloured Info lines on stderr, which land inside benchmark result
+// lines and break their format for benchstat.
+func newTestActorSystem() *actor.ActorSystem {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	return actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(telemetry.ActorLoggerFactory(log))))
 }
 
 // testSettlement is a registration settlement of one fixed wallet, created
