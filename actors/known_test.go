@@ -138,9 +138,10 @@ func BenchmarkKnownWalletsFalsePositives(b *testing.B) {
 
 // compactedStore is a store holding what put writes for i in [0, n), in
 // batches of 10 000, with the range under prefix compacted into the bottom
-// level, as in a store that has run for a while.
+// level, as in a store that has run for a while. Filling it stalls writes
+// now and then; the store's warnings about that are discarded (quietLogger).
 func compactedStore(b *testing.B, n int, prefix []byte, put func(batch *pebble.Batch, i int)) *persistence.Store {
-	store, err := persistence.Open(persistence.Config{Dir: b.TempDir()})
+	store, err := persistence.Open(persistence.Config{Dir: b.TempDir(), Logger: quietLogger})
 	if err != nil {
 		b.Fatal(err)
 	}

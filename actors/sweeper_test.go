@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/sgeplatform/sge/internal/ids"
 	"github.com/sgeplatform/sge/persistence"
-	"github.com/sgeplatform/sge/telemetry"
 )
 
 // A settlement that falls due while the sweeper sweeps is started by the
@@ -95,9 +93,15 @@ func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
 	}
 }
 
+// quietLogger discards: a line printed on stderr while a benchmark runs
+// lands inside its result line and breaks the format benchstat reads.
+var quietLogger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+
+// openTestStore opens a store in a fresh directory that logs nothing (its
+// write-stall warnings under the settlement benchmark's load included).
 func openTestStore(t testing.TB) *persistence.Store {
 	t.Helper()
-	store, err := persistence.Open(persistence.Config{Dir: t.TempDir()})
+	store, err := persistence.Open(persistence.Config{Dir: t.TempDir(), Logger: quietLogger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +122,7 @@ func startTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementC
 // only Created starts settlements.
 func newTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementConfig) *Supervisor {
 	t.Helper()
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	cfg.Logger = quietLogger
 	as := newTestActorSystem()
 	t.Cleanup(as.Shutdown)
 	sup, err := NewSupervisor(cfg, store, as)
@@ -129,13 +133,12 @@ func newTestSupervisor(t testing.TB, store *persistence.Store, cfg SettlementCon
 	return sup
 }
 
-// newTestActorSystem is an actor system that logs as sged's does: through
-// telemetry.ActorLoggerFactory, Warn and above only. protoactor-go's default
-// prints coloured Info lines on stderr, which land inside benchmark result
-// lines and break their format for benchstat.
+// newTestActorSystem is an actor system that logs nothing. protoactor-go's
+// default logger prints coloured Info lines on stderr (quietLogger says why
+// that matters).
 func newTestActorSystem() *actor.ActorSystem {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	return actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(telemetry.ActorLoggerFactory(log))))
+	return actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(
+		func(*actor.ActorSystem) *slog.Logger { return quietLogger })))
 }
 
 // testSettlement is a registration settlement of one fixed wallet, created
