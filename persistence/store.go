@@ -68,6 +68,11 @@ type Config struct {
 	// DefaultWALMinSyncInterval; negative: every commit syncs at once. The
 	// measurements behind the default are in bench/FINDINGS.md (part 4).
 	WALMinSyncInterval time.Duration
+	// WALDir is where Pebble keeps the write-ahead log: a directory on a
+	// device of its own, so that flushes and compactions do not slow the
+	// fsyncs every durable answer waits for. Default "": in Dir. A store
+	// records it (WALMarker) and is refused under another one (ErrWALDir).
+	WALDir string
 	// Logger receives storage events. Default slog.Default().
 	Logger *slog.Logger
 	// OnCommit, when set, observes each group commit (duration, number of
@@ -168,7 +173,11 @@ func Open(cfg Config) (*Store, error) {
 	if d := cfg.WALMinSyncInterval; d > 0 {
 		opts.WALMinSyncInterval = func() time.Duration { return d }
 	}
-	if err := checkPointers(cfg.FS, cfg.Dir); err != nil {
+	existing, err := checkPointers(cfg.FS, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.WALDir, err = resolveWALDir(cfg, existing); err != nil {
 		return nil, err
 	}
 	db, err := openPebble(cfg.Dir, opts)
@@ -221,11 +230,12 @@ func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
 
 // checkPointers refuses a directory holding Pebble's files but neither
 // CURRENT nor a manifest marker: Pebble would take it for a new store and
-// start empty over the old files, silently losing them.
-func checkPointers(fs vfs.FS, dir string) error {
+// start empty over the old files, silently losing them. It reports whether
+// dir holds a store.
+func checkPointers(fs vfs.FS, dir string) (existing bool, err error) {
 	names, err := fs.List(dir)
 	if err != nil {
-		return nil // a missing directory is a new store; Open reports the rest
+		return false, nil // a missing directory is a new store; Open reports the rest
 	}
 	var data, pointer bool
 	for _, n := range names {
@@ -237,9 +247,9 @@ func checkPointers(fs vfs.FS, dir string) error {
 		}
 	}
 	if data && !pointer {
-		return fmt.Errorf("%w: %s holds Pebble files but no CURRENT or manifest marker", ErrCorrupt, filepath.Clean(dir))
+		return false, fmt.Errorf("%w: %s holds Pebble files but no CURRENT or manifest marker", ErrCorrupt, filepath.Clean(dir))
 	}
-	return nil
+	return pointer, nil
 }
 
 func (s *Store) checkFormat() error {

@@ -47,6 +47,7 @@ func settings(c *config) []setting {
 	return []setting{
 		{env: "ADDR", def: transport.DefaultAddr, usage: "listen address", set: str(&c.Transport.Addr)},
 		{env: "DATA_DIR", def: persistence.DefaultDir, usage: "Pebble directory", set: str(&c.Store.Dir)},
+		{env: "WAL_DIR", usage: "Pebble's write-ahead log directory, on a device of its own (empty: in DATA_DIR); a store is refused under another one than it was written with", set: str(&c.Store.WALDir)},
 		{env: "RL_REGISTER_PER_HOUR", def: itoa(actors.DefaultRegisterPerHourIP), usage: "register-ip: registrations per client IP per hour", set: integer(&c.Actors.RegisterPerHourIP)},
 		{env: "RL_REGISTER_PER_DAY_WALLET", def: itoa(actors.DefaultRegisterPerDayWallet), usage: "register-wallet: registrations per wallet per day", set: integer(&c.Actors.RegisterPerDayWallet)},
 		{env: "RL_CLAIM_PER_HOUR", def: itoa(actors.DefaultClaimPerHour), usage: "claim-wallet: claim/prepare per wallet per hour", set: integer(&c.Actors.ClaimPerHour)},

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,13 +115,20 @@ func register(ctx context.Context, client *http.Client, url, key, wallet string)
 }
 
 // 7. kill -9 under concurrent load with keys; after restart every key that
-// was answered 201 replays the same settlement, and no key has two.
+// was answered 201 replays the same settlement, and no key has two. With
+// WAL_DIR, the commits acknowledged before the kill are replayed from there.
 func TestCrashUnderLoadKeepsIdempotency(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts sged as a child process")
 	}
-	dir := t.TempDir()
-	env := []string{"DATA_DIR=" + dir, "ADDR=127.0.0.1:0", "RL_REGISTER_PER_HOUR=1000000"}
+	t.Run("WAL in DATA_DIR", func(t *testing.T) { crashUnderLoad(t, persistence.Config{Dir: t.TempDir()}) })
+	t.Run("WAL_DIR apart", func(t *testing.T) {
+		crashUnderLoad(t, persistence.Config{Dir: t.TempDir(), WALDir: t.TempDir()})
+	})
+}
+
+func crashUnderLoad(t *testing.T, storeCfg persistence.Config) {
+	env := []string{"DATA_DIR=" + storeCfg.Dir, "WAL_DIR=" + storeCfg.WALDir, "ADDR=127.0.0.1:0", "RL_REGISTER_PER_HOUR=1000000"}
 	c := startChild(t, env)
 	client := &http.Client{Timeout: 10 * time.Second}
 
@@ -180,7 +188,14 @@ func TestCrashUnderLoadKeepsIdempotency(t *testing.T) {
 		t.Fatalf("graceful stop exited %d\n%s", code, c.stderr)
 	}
 
-	store, err := persistence.Open(persistence.Config{Dir: dir})
+	if storeCfg.WALDir != "" {
+		inData, _ := filepath.Glob(filepath.Join(storeCfg.Dir, "*.log"))
+		inWAL, _ := filepath.Glob(filepath.Join(storeCfg.WALDir, "*.log"))
+		if len(inData) != 0 || len(inWAL) == 0 {
+			t.Fatalf("WAL files: %d in DATA_DIR, %d in WAL_DIR", len(inData), len(inWAL))
+		}
+	}
+	store, err := persistence.Open(storeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +281,24 @@ func TestZeroSettings(t *testing.T) {
 		if _, err := parse(env, v); err == nil || !strings.Contains(err.Error(), env+": must not be 0") {
 			t.Errorf("%s=%s: %v, want it refused", env, v, err)
 		}
+	}
+}
+
+// A store written with its WAL apart does not start without it: it would
+// start without the commits only its WAL holds.
+func TestStoreWithoutItsWALDirFailsStart(t *testing.T) {
+	cfg := persistence.Config{Dir: t.TempDir(), WALDir: t.TempDir()}
+	store, err := persistence.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--data-dir", cfg.Dir, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), persistence.WALMarker) || !strings.Contains(stderr.String(), cfg.WALDir) {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
 }
 
