@@ -20,13 +20,16 @@
 # flattered the ratio.
 #
 # sged takes its settings from the environment as usual, so
-# WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval.
+# WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval,
+# and WAL_DIR=/mnt/other-disk bench/perf.sh with the WAL on another device
+# (each sged in a fresh directory under it; the durable baseline keeps its
+# WAL beside its store, as with sged's defaults).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${D:-20s}"
 SCENARIOS="${SCENARIOS:-register hit limited claim}"
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}${WARMUP:+ · WARMUP=$WARMUP}"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}${WARMUP:+ · WARMUP=$WARMUP}${WAL_DIR:+ · WAL_DIR=$WAL_DIR}"
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 

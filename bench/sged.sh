@@ -2,9 +2,15 @@
 # repository root: it builds sged and sgeload from the working tree into a
 # fresh $tmp, which goes on exit together with any sged or load still
 # running, and defines start_sged, stop_sged, cpu and settlement_counts.
+#
+# With WAL_DIR set (a directory on another device, say), each new store
+# keeps its WAL in a fresh directory under it, which goes on exit too: a
+# store refuses a WAL directory that holds another store's WAL.
 tmp=$(mktemp -d)
 pid=""
-trap 'stop_sged; wait; rm -rf "$tmp"' EXIT
+wal_root="${WAL_DIR:-}"
+wal=""
+trap 'stop_sged; wait; rm -rf "$tmp" ${wal:+"$wal"}' EXIT
 go build -o "$tmp/sged" ./cmd/sged
 go build -o "$tmp/sgeload" ./cmd/sgeload
 
@@ -13,8 +19,11 @@ go build -o "$tmp/sgeload" ./cmd/sgeload
 # sets pid and addr once it listens. With the argument "keep" it starts on
 # the data the last one left.
 start_sged() {
-	[ "${1:-}" = keep ] || rm -rf "$tmp/data"
-	DATA_DIR="$tmp/data" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
+	if [ "${1:-}" != keep ]; then
+		rm -rf "$tmp/data" ${wal:+"$wal"}
+		[ -z "$wal_root" ] || wal=$(mktemp -d "$wal_root/sged-bench.XXXXXX")
+	fi
+	DATA_DIR="$tmp/data" WAL_DIR="$wal" ADDR=127.0.0.1:0 TRUSTED_PROXIES=127.0.0.1/32 \
 		"$tmp/sged" --log-level info 2>"$tmp/sged.log" &
 	pid=$!
 	addr=""
