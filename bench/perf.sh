@@ -22,8 +22,8 @@
 # sged takes its settings from the environment as usual, so
 # WAL_MIN_SYNC_INTERVAL=0 bench/perf.sh measures without the sync interval,
 # and WAL_DIR=/mnt/other-disk bench/perf.sh with the WAL on another device
-# (each sged in a fresh directory under it; the durable baseline keeps its
-# WAL beside its store, as with sged's defaults).
+# (each sged, and the durable baseline with -wal-dir, in a fresh directory
+# under it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D="${D:-20s}"
@@ -134,7 +134,9 @@ load() {
 # commit of a registration's seven keys per request through sged's store, the
 # most a durable MISS could reach here (-baseline puts the bare server beside
 # it), and at the register half-load rate the least tail such a MISS could have.
+# Under WAL_DIR its WAL goes there too, as sged's does.
 durable() {
+	[ -z "$wal_root" ] || set -- "$@" -wal-dir "$wal_root"
 	echo
 	echo "\$ sgeload $*"
 	"$tmp/sgeload" -d "$D" "$@" | tee "$tmp/durable"

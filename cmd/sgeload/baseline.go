@@ -38,14 +38,15 @@ type baselineServer struct {
 
 // startBaseline starts this executable again as the baseline server and
 // waits for the address it listens on.
-// A non-empty storeDir makes it the durable baseline, with its store there.
-func startBaseline(storeDir string) (*baselineServer, error) {
+// A non-empty storeDir makes it the durable baseline, with its store there
+// and its WAL in walDir (empty: beside the store).
+func startBaseline(storeDir, walDir string) (*baselineServer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), baselineEnv+"=1", durableStoreEnv+"="+storeDir)
+	cmd.Env = append(os.Environ(), baselineEnv+"=1", durableStoreEnv+"="+storeDir, durableWALEnv+"="+walDir)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -95,7 +96,7 @@ func serveBaseline() error {
 	}
 	handler := answerBaseline
 	if dir := os.Getenv(durableStoreEnv); dir != "" {
-		s, err := persistence.Open(persistence.Config{Dir: dir})
+		s, err := persistence.Open(persistence.Config{Dir: dir, WALDir: os.Getenv(durableWALEnv)})
 		if err != nil {
 			return err
 		}

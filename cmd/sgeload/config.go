@@ -29,6 +29,7 @@ type Config struct {
 	Timeout  time.Duration // 10s per request
 	Rate     float64       // 0 = as fast as the workers go; else requests per second in all
 	Profile  string        // empty = none; CPU profile of sgeload itself
+	WALDir   string        // durable: empty = the WAL beside the store; else a fresh directory under this one
 
 	addr string // host:port derived from URL by Validate
 	base string // URL without trailing slash, routes are appended
@@ -75,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-request timeout")
 	fs.Float64Var(&c.Rate, "rate", 0, "pace the run at this many requests/s in all (0 = unpaced); latency is measured from each request's scheduled time, so a server falling behind shows in it")
 	fs.StringVar(&c.Profile, "cpuprofile", "", "write sgeload's own CPU profile to `file` (is the client the bottleneck?)")
+	fs.StringVar(&c.WALDir, "wal-dir", "", "durable: keep the store's WAL in a fresh directory under this `dir`, as sged's WAL_DIR does (empty: beside the store)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -20,6 +20,10 @@ import (
 // unset, the child is the bare baseline.
 const durableStoreEnv = "SGELOAD_BASELINE_STORE"
 
+// durableWALEnv names the directory that store keeps its WAL in (-wal-dir);
+// empty: beside the store.
+const durableWALEnv = "SGELOAD_BASELINE_WAL"
+
 // Sizes of the values sged writes for one registration (read from a store
 // after a register run, 2026-11-27): the idempotency record, the
 // registration, the settlement and the wallet's two token buckets. The

@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/sgeplatform/sge/internal/gateway"
@@ -83,6 +86,39 @@ func TestDurableEndToEnd(t *testing.T) {
 	rep := runOK(t, cfg)
 	if rep.Failed() || rep.Requests != 60 || rep.Status["201"] != 60 || rep.Errors != 0 {
 		t.Fatalf("report: %+v", rep)
+	}
+}
+
+// With -wal-dir the durable store keeps its WAL in a fresh directory under
+// it while the run goes, and leaves nothing behind. The run is stopped as
+// soon as the WAL shows there, so it may have answered nothing: what it
+// answers is TestDurableEndToEnd's concern.
+func TestDurableWALDir(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1", "durable")
+	cfg.WALDir = t.TempDir()
+	cfg.Max, cfg.Duration = 0, time.Minute
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := run(ctx, cfg)
+		done <- err
+	}()
+	for seen := false; !seen; {
+		select {
+		case err := <-done:
+			t.Fatalf("the run ended (%v) before its WAL showed under -wal-dir", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		logs, _ := filepath.Glob(filepath.Join(cfg.WALDir, "sgeload-durable-wal-*", "*.log"))
+		seen = len(logs) > 0
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(cfg.WALDir); len(left) != 0 {
+		t.Errorf("%d entries left under -wal-dir", len(left))
 	}
 }
 

@@ -231,7 +231,7 @@ func (fs *fakeServer) handle(ctx *fasthttp.RequestCtx) {
 // Against the baseline server, which runs in a child process: AllocsPerRun counts
 // the whole process, here only the client.
 func TestRequestPathAllocations(t *testing.T) {
-	srv, err := startBaseline("")
+	srv, err := startBaseline("", "")
 	if err != nil {
 		t.Fatal(err)
 	}

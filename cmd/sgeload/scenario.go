@@ -46,7 +46,7 @@ var steps = map[string]func(*worker){
 func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	bare := cfg.Scenario == "baseline" || cfg.Scenario == "durable"
 	if bare {
-		var dir string
+		var dir, wal string
 		if cfg.Scenario == "durable" {
 			d, err := os.MkdirTemp("", "sgeload-durable-")
 			if err != nil {
@@ -54,8 +54,15 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			defer os.RemoveAll(d) // after the child has stopped: defers run last first
 			dir = d
+			if cfg.WALDir != "" {
+				// A fresh one: a store refuses a WAL directory holding another's WAL.
+				if wal, err = os.MkdirTemp(cfg.WALDir, "sgeload-durable-wal-"); err != nil {
+					return nil, err
+				}
+				defer os.RemoveAll(wal)
+			}
 		}
-		srv, err := startBaseline(dir)
+		srv, err := startBaseline(dir, wal)
 		if err != nil {
 			return nil, err
 		}
