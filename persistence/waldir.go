@@ -50,6 +50,11 @@ func resolveWALDir(cfg Config, existing bool) (string, error) {
 		return want, nil
 	}
 	if want == "" {
+		// A marker left by a store whose files were deleted would refuse
+		// this new one at its next start.
+		if err := cfg.FS.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%w: remove %s: %w", ErrCorrupt, marker, err)
+		}
 		return "", nil
 	}
 	if names, err := cfg.FS.List(want); err == nil {

@@ -143,3 +143,14 @@ func TestWALDirSameAsDirIsTheDefault(t *testing.T) {
 	}
 	mustRead(t, Config{Dir: dir})
 }
+
+// A marker left behind by a store whose files were deleted does not outlive
+// it: a new store in that directory, with its WAL there too, starts again.
+func TestNewStoreDropsAStaleMarker(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, WALMarker), []byte(t.TempDir()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeAndClose(t, Config{Dir: dir})
+	mustRead(t, Config{Dir: dir})
+}
