@@ -25,7 +25,7 @@ cpu_total() { cpu | awk '{ print $1 + $2 }'; }
 attempts() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f1; }
 unfinished() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f2; }
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · registrations at $RATE/s for $D${WAL_DIR:+ · WAL_DIR=$WAL_DIR}"
+header "registrations at $RATE/s for $D"
 SETTLEMENT_CONCURRENCY=1 start_sged
 "$tmp/sgeload" -url "http://$addr" -scenario register -c 100 -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report"
 stop_sged

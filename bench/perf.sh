@@ -29,9 +29,9 @@ cd "$(dirname "$0")/.."
 D="${D:-20s}"
 SCENARIOS="${SCENARIOS:-register hit limited claim}"
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${WAL_MIN_SYNC_INTERVAL:+ · WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}${WARMUP:+ · WARMUP=$WARMUP}${WAL_DIR:+ · WAL_DIR=$WAL_DIR}"
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
+header "${WAL_MIN_SYNC_INTERVAL:+WAL_MIN_SYNC_INTERVAL=$WAL_MIN_SYNC_INTERVAL}" "${WARMUP:+WARMUP=$WARMUP}"
 
 # faults prints sged's minor page faults so far: each costs CPU on first
 # touch of a page, and on a VM that is not little (BenchmarkPageFault).

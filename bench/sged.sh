@@ -1,7 +1,8 @@
 # Sourced by perf.sh, timeline.sh, drain.sh and sustain.sh from the
 # repository root: it builds sged and sgeload from the working tree into a
 # fresh $tmp, which goes on exit together with any sged or load still
-# running, and defines start_sged, stop_sged, cpu and settlement_counts.
+# running, and defines start_sged, stop_sged, header, cpu and
+# settlement_counts.
 #
 # With WAL_DIR set (a directory on another device, say), each new store
 # keeps its WAL in a fresh directory under it, which goes on exit too: a
@@ -42,6 +43,17 @@ stop_sged() {
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	pid=""
+}
+
+# header prints a run's first line: when, on what, at which commit, then
+# each detail given that is not empty, and WAL_DIR when it is set.
+header() {
+	local line part
+	line="# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) · $(go version | cut -d' ' -f3) · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	for part in "$@" "${WAL_DIR:+WAL_DIR=$WAL_DIR}"; do
+		[ -z "$part" ] || line+=" · $part"
+	done
+	echo "$line"
 }
 
 # cpu prints the CPU seconds the running sged has used so far: user, then

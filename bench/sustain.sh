@@ -22,7 +22,7 @@ command -v curl >/dev/null || { echo "sustain.sh needs curl" >&2; exit 2; }
 # shellcheck source=bench/sged.sh
 . bench/sged.sh
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c 100 (max: 1000) for $D per rate · MOCK_SETTLEMENT_LATENCY=$MOCK_SETTLEMENT_LATENCY${WAL_DIR:+ · WAL_DIR=$WAL_DIR}"
+header "sgeload -scenario register -c 100 (max: 1000) for $D per rate" "MOCK_SETTLEMENT_LATENCY=$MOCK_SETTLEMENT_LATENCY"
 printf "%8s %9s %9s %9s %9s %11s\n" "rate" "answered" "p99 ms" "created" "run" "unfinished"
 for rate in $RATES; do
 	pace=(-c 100 -rate "$rate")

@@ -27,7 +27,7 @@ command -v curl >/dev/null || { echo "timeline.sh needs curl" >&2; exit 2; }
 . bench/sged.sh
 start_sged
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) · $(nproc) CPUs · commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) · sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARMUP of the same}${WAL_DIR:+ · WAL_DIR=$WAL_DIR}"
+header "sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARMUP of the same}"
 if [ -n "${WARMUP:-}" ]; then
 	"$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.8.0.1 -rate "$RATE" -d "$WARMUP" >/dev/null
 fi
