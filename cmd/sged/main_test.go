@@ -295,8 +295,12 @@ func TestStoreWithoutItsWALDirFailsStart(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Cancelled: were the store to open, sged would stop at once instead of
+	// serving until the test times out.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	var stderr bytes.Buffer
-	code := run(context.Background(), []string{"--data-dir", cfg.Dir, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr)
+	code := run(ctx, []string{"--data-dir", cfg.Dir, "--addr", "127.0.0.1:0"}, func(string) string { return "" }, &stderr)
 	if code != exitFailed || !strings.Contains(stderr.String(), persistence.WALMarker) || !strings.Contains(stderr.String(), cfg.WALDir) {
 		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
