@@ -17,7 +17,7 @@ import (
 // BenchmarkBaseline is fasthttp answering a fixed 201: the ceiling.
 func BenchmarkBaseline(b *testing.B) {
 	t := bareTarget(b)
-	defer t.close()
+	defer t.stopUntimed(b)
 	runParallel(b, t, "/api/register", register, 201, nil)
 }
 
@@ -25,7 +25,7 @@ func BenchmarkBaseline(b *testing.B) {
 // time: idempotency lookup, both limits, the domain step and a synced commit.
 func BenchmarkMiss(b *testing.B) {
 	t, _ := gatewayTarget(b, nil)
-	defer t.close()
+	defer t.stopUntimed(b)
 	runParallel(b, t, "/api/register", register, 201, nil)
 }
 
@@ -33,7 +33,7 @@ func BenchmarkMiss(b *testing.B) {
 // answer, no limits, no commit.
 func BenchmarkHit(b *testing.B) {
 	t, _ := gatewayTarget(b, nil)
-	defer t.close()
+	defer t.stopUntimed(b)
 	const keys = 1024
 	req, resp := newPost("/api/register"), fasthttp.AcquireResponse()
 	for i := range uint64(keys) {
@@ -52,7 +52,7 @@ func BenchmarkHit(b *testing.B) {
 // over many wallets: the 429 path (lookup, bucket, problem answer).
 func BenchmarkLimited(b *testing.B) {
 	t, _ := gatewayTarget(b, func(c *gateway.Config) { c.Actors.ClaimPerHour = 1 })
-	defer t.close()
+	defer t.stopUntimed(b)
 	const wallets = 1024
 	req, resp := newPost("/api/claim/prepare"), fasthttp.AcquireResponse()
 	for i := range uint64(wallets) {
