@@ -102,9 +102,10 @@ sged_figures() {
 # set), prints its report, sged's CPU and RSS and sged_figures, and leaves
 # the report in $tmp/last.
 load() {
-	local a args=() base=""
+	local a args=() base="" paced=""
 	for a in "$@"; do
 		if [ -n "${WARMUP:-}" ] && [ "$a" = -baseline ]; then base=1; else args+=("$a"); fi
+		[ "$a" != -rate ] || paced=1
 	done
 	echo
 	if [ -n "$base" ]; then
@@ -122,7 +123,8 @@ load() {
 	local before flt
 	before=$(cpu) flt=$(faults)
 	"$tmp/sgeload" -url "http://$addr" -d "$D" "${args[@]}" | tee "$tmp/last"
-	if [ -n "$base" ]; then
+	# Paced, both ran at the pace: only their latencies compare.
+	if [ -n "$base" ] && [ -z "$paced" ]; then
 		ratio "$tmp/last" "$tmp/base" "sged / the bare baseline before it"
 	fi
 	echo "sged CPU s during the run: $(echo "$before $(cpu)" | awk '{ printf "%.2f (user %.2f, system %.2f)", $3 + $4 - $1 - $2, $3 - $1, $4 - $2 }'), minor page faults: $(($(faults) - flt)), RSS at the end: $(awk '/VmRSS/{print $2, $3}' /proc/"$pid"/status)"

@@ -52,7 +52,8 @@ Baselines need no server: -scenario baseline starts a bare fasthttp server as a 
 process and drives it with register traffic; -scenario durable starts one that first
 commits what a registration writes, synced, through sged's store (in a temporary
 directory): the ceiling of a durable MISS on this machine. -baseline runs the bare
-baseline before any scenario and prints the ratio.
+baseline before any scenario and prints the ratio of their requests/s; with -rate both
+run at the pace, so it prints them side by side without a ratio.
 
 `
 

@@ -74,6 +74,23 @@ func TestBaselineFlagComparesSideBySide(t *testing.T) {
 	}
 }
 
+// Paced, the run and its baseline both go at the pace, so their requests/s
+// say nothing about the server: the report compares latency only.
+func TestPacedBaselineHasNoRatio(t *testing.T) {
+	fs := startFake(t, fakeOpts{})
+	cfg := testConfig(t, fs.url, "register")
+	cfg.Baseline, cfg.Max, cfg.Rate = true, 50, 5000
+	rep := runOK(t, cfg)
+	if rep.Failed() || rep.Baseline == nil || rep.Rate != 5000 || rep.Ratio != 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	var text strings.Builder
+	_ = rep.writeText(&text)
+	if !strings.Contains(text.String(), "baseline") || strings.Contains(text.String(), "/ baseline") {
+		t.Fatalf("want the baseline beside it and no ratio:\n%s", text.String())
+	}
+}
+
 // Each scenario against a fake that keeps the contracts, then against fakes that
 // break one each: the contract-keeping runs pass and every break is caught.
 func TestVerification(t *testing.T) {

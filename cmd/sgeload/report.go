@@ -29,9 +29,13 @@ type Report struct {
 	Errors      uint64            `json:"transportErrors"`
 	ErrorKinds  map[string]uint64 `json:"transportErrorKinds,omitempty"`
 	Notes       []string          `json:"notes,omitempty"`
+	Rate        float64           `json:"rate,omitempty"` // the pace asked for (-rate); 0 = unpaced
 	Baseline    *Report           `json:"baseline,omitempty"`
-	Ratio       float64           `json:"ratioToBaseline,omitempty"` // requests/s of this run over the baseline's
-	ClientCPU   float64           `json:"clientCpuSeconds"`          // CPU sgeload itself used during the run
+	// Ratio is this run's requests/s over the baseline's, for an unpaced run
+	// only: paced, both run at the pace, and the baseline is there for its
+	// latency.
+	Ratio     float64 `json:"ratioToBaseline,omitempty"`
+	ClientCPU float64 `json:"clientCpuSeconds"` // CPU sgeload itself used during the run
 }
 
 type Latency struct {
@@ -46,7 +50,7 @@ type Latency struct {
 func newReport(cfg Config, elapsed time.Duration, s *stats) *Report {
 	ms := func(us uint64) float64 { return float64(us) / 1000 }
 	r := &Report{
-		Scenario: cfg.Scenario, URL: cfg.URL, Concurrency: cfg.Conc, CPUs: runtime.NumCPU(),
+		Scenario: cfg.Scenario, URL: cfg.URL, Concurrency: cfg.Conc, CPUs: runtime.NumCPU(), Rate: cfg.Rate,
 		Seconds: elapsed.Seconds(), Requests: s.answers, RPS: float64(s.answers) / elapsed.Seconds(),
 		LatencyMs: Latency{
 			P50: ms(s.hist.quantile(0.5)), P90: ms(s.hist.quantile(0.9)), P99: ms(s.hist.quantile(0.99)),
@@ -127,7 +131,7 @@ func (r *Report) writeText(out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if r.Baseline != nil {
+	if r.Baseline != nil && r.Rate == 0 {
 		fmt.Fprintf(out, "requests/s %s / baseline: %.2f\n", r.Scenario, r.Ratio)
 	}
 	for _, c := range cols {

@@ -27,7 +27,7 @@ func run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.Baseline = base
-	if base.RPS > 0 {
+	if base.RPS > 0 && cfg.Rate == 0 {
 		rep.Ratio = rep.RPS / base.RPS
 	}
 	return rep, nil
