@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sgeplatform/sge/internal/cputime"
 	"github.com/sgeplatform/sge/persistence"
 )
 
@@ -14,6 +15,8 @@ import (
 // load. The records are written before the timer starts: on the request
 // path they ride in the registration's batch. bench/drain.sh measures the
 // same work after a restart, with the sweep and a read per settlement.
+// ns/op is wall time with up to inFlight settlements waiting on their syncs;
+// cpu-ns/op is what each cost the process in CPU.
 func BenchmarkSettlement(b *testing.B) {
 	const inFlight = 256
 	store := openTestStore(b)
@@ -34,6 +37,7 @@ func BenchmarkSettlement(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
+	cpu0, cpuOK := cputime.Process()
 	b.ResetTimer()
 	for _, st := range sts {
 		slots <- struct{}{} // freed when a settlement actor stops
@@ -43,6 +47,9 @@ func BenchmarkSettlement(b *testing.B) {
 		slots <- struct{}{} // the last ones have stopped
 	}
 	b.StopTimer()
+	if cpu1, ok := cputime.Process(); ok && cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 	if c := sup.Counts(); c[persistence.StatusPending]+c[persistence.StatusRunning] != 0 {
 		b.Fatalf("settlements left unfinished: %v", c)
 	}

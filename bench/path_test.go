@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sgeplatform/sge/internal/cputime"
 	"github.com/sgeplatform/sge/internal/gateway"
 	"github.com/valyala/fasthttp"
 )
@@ -13,6 +14,9 @@ import (
 // run. All run in parallel (b.RunParallel, GOMAXPROCS goroutines, times
 // -cpu), which is where group commit pays off; run with -cpu 1,2,... and a
 // higher -benchtime to see how the durable path scales with concurrency.
+// Besides ns/op (wall time) each reports cpu-ns/op, the CPU the process
+// (server and client) spent per request: near GOMAXPROCS × ns/op when the
+// cores are the limit, less when requests wait, as a MISS waits for its sync.
 
 // BenchmarkBaseline is fasthttp answering a fixed 201: the ceiling.
 func BenchmarkBaseline(b *testing.B) {
@@ -70,6 +74,7 @@ func runParallel(b *testing.B, t *target, path string, fill func(req *fasthttp.R
 	var n atomic.Uint64
 	b.ReportAllocs()
 	b.SetParallelism(parallelism)
+	cpu0, cpuOK := cputime.Process()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := newPost(path), fasthttp.AcquireResponse()
@@ -81,6 +86,9 @@ func runParallel(b *testing.B, t *target, path string, fill func(req *fasthttp.R
 			}
 		}
 	})
+	if cpu1, ok := cputime.Process(); ok && cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 }
 
 // register makes req the i'th registration: its own key, its own wallet.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sgeplatform/sge/internal/cputime"
 	"github.com/valyala/fasthttp"
 )
 
@@ -98,7 +99,7 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	timer := time.AfterFunc(cfg.Duration, func() { r.stop.Store(true) })
 	defer timer.Stop()
 	step := steps[cfg.Scenario]
-	cpu0 := processCPU()
+	cpu0, _ := cputime.Process() // both 0 where it cannot be read
 	start := time.Now()
 	r.paced.Store(0)
 	r.paceStart = start
@@ -112,7 +113,8 @@ func runScenario(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu1, _ := cputime.Process()
+	cpu := cpu1 - cpu0
 
 	var total stats
 	for _, w := range ws {
