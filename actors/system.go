@@ -60,6 +60,12 @@ type System struct {
 	dispatcher     *workerDispatcher // runs the wallet actors
 	// passivations counts wallet actors removed from the registry.
 	passivations atomic.Uint64
+	// walletActors counts wallet actors spawned and not yet stopped, those
+	// passivating included; once shuttingDown is set, the one that brings
+	// it to zero signals allStopped (buffered), which Shutdown waits for.
+	walletActors atomic.Int64
+	shuttingDown atomic.Bool
+	allStopped   chan struct{}
 
 	webhooks webhookLocks
 
@@ -88,6 +94,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 		registerWallet: ratelimit.Policy{Name: PolicyRegisterWallet, Quota: cfg.RegisterPerDayWallet, Window: 24 * time.Hour},
 		claimWallet:    ratelimit.Policy{Name: PolicyClaimWallet, Quota: cfg.ClaimPerHour, Window: time.Hour},
 		stop:           make(chan struct{}),
+		allStopped:     make(chan struct{}, 1),
 	}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
@@ -225,7 +232,18 @@ func (s *System) spawnWallet(wallet string, entry *walletEntry) *actor.PID {
 	s.known.add(walletB) // before the actor can write anything
 	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, entry) },
 		actor.WithDispatcher(s.dispatcher))
+	s.walletActors.Add(1) // the actor's Stopped takes it off (walletActorStopped)
 	return s.as.Root.Spawn(props)
+}
+
+// walletActorStopped is the last thing a wallet actor does.
+func (s *System) walletActorStopped() {
+	if s.walletActors.Add(-1) == 0 && s.shuttingDown.Load() {
+		select {
+		case s.allStopped <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (s *System) loadSigningKey() (ed25519.PrivateKey, error) {
@@ -260,16 +278,18 @@ func (s *System) Shutdown(ctx context.Context) error {
 		close(s.stop)
 		s.wg.Wait()
 		// Poison (not Stop) lets each actor finish what is queued, including
-		// commits in flight, before it stops.
-		var futures []*actor.Future
+		// commits in flight, before it stops. Waiting on a count rather than
+		// a future per actor: a future costs a registered process, a watch
+		// and a timer, most of what stopping an actor costs here.
+		s.shuttingDown.Store(true)
 		for _, pid := range s.reg.drain() {
-			futures = append(futures, s.as.Root.PoisonFuture(pid))
+			s.as.Root.Poison(pid)
 		}
-		for _, f := range futures {
-			// One waiter per future (see DESIGN.md pitfalls).
-			if _, err := f.Result(); err != nil && ctx.Err() != nil {
-				s.shutErr = fmt.Errorf("actors: shutdown: %w", ctx.Err())
-				break
+		if s.walletActors.Load() > 0 {
+			select {
+			case <-s.allStopped:
+			case <-ctx.Done():
+				s.shutErr = fmt.Errorf("actors: shutdown: %d wallet actors still running: %w", s.walletActors.Load(), ctx.Err())
 			}
 		}
 		if err := s.snapshotIPBuckets(); err != nil {
