@@ -280,7 +280,7 @@ func (s *System) Shutdown(ctx context.Context) error {
 		// Poison (not Stop) lets each actor finish what is queued, including
 		// commits in flight, before it stops. Waiting on a count rather than
 		// a future per actor: a future costs a registered process, a watch
-		// and a timer, most of what stopping an actor costs here.
+		// and a timer, about half of what stopping an actor cost here.
 		s.shuttingDown.Store(true)
 		for _, pid := range s.reg.drain() {
 			s.as.Root.Poison(pid)
