@@ -10,7 +10,9 @@
 # columns show what ran beside them. A flush's time counts in the step where
 # it ends (Pebble adds it up then); a compaction's counts while it runs. With
 # WARMUP set, the same load runs that long first, unrecorded, so the timeline
-# shows a server that has a store and a settlement backlog behind it.
+# shows a server that has a store and a settlement backlog behind it. The last
+# line is sged's CPU per request over the recorded run (its /metrics pages
+# included), the figure to compare two builds or settings by at one rate.
 #
 #   bench/timeline.sh                          # 5000/s from 100 connections, 20s
 #   RATE=4000 C=1000 D=30s bench/timeline.sh
@@ -31,6 +33,7 @@ header "sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARM
 if [ -n "${WARMUP:-}" ]; then
 	"$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.8.0.1 -rate "$RATE" -d "$WARMUP" >/dev/null
 fi
+before=$(cpu)
 "$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report" &
 load=$!
 
@@ -58,6 +61,7 @@ while kill -0 "$load" 2>/dev/null; do
 	sleep "$STEP"
 done >"$tmp/samples"
 wait "$load" || true
+after=$(cpu)
 
 awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %9s %8s %4s\n", "t s", "answers", "mean ms", "commits", "sync ms", "fsyncs", "fsync ms", "flush s", "compact s", "settled", "GCs" }
 	NR > 1 {
@@ -67,3 +71,5 @@ awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %9s %8s %4s\n", "t s", "an
 	{ p2 = $2; p3 = $3; p4 = $4; p5 = $5; p6 = $6; p7 = $7; p8 = $8; p9 = $9; p10 = $10; p11 = $11 }' "$tmp/samples"
 echo
 cat "$tmp/report"
+echo "$before $after $(awk '$1 == "requests" { print $2 }' "$tmp/report")" |
+	awk '$5 { printf "sged CPU during the recorded run: %.2f s, %.0f µs per request\n", $3 + $4 - $1 - $2, 1e6 * ($3 + $4 - $1 - $2) / $5 }'
