@@ -1,4 +1,4 @@
-# Sourced by perf.sh, timeline.sh, drain.sh and sustain.sh from the
+# Sourced by perf.sh, timeline.sh, drain.sh, sustain.sh and shutdown.sh from the
 # repository root: it builds sged and sgeload from the working tree into a
 # fresh $tmp, which goes on exit together with any sged or load still
 # running, and defines start_sged, stop_sged, header, cpu and
