@@ -15,10 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE="${RATE:-5000}"
 D="${D:-12s}"
-command -v curl >/dev/null || { echo "drain.sh needs curl" >&2; exit 2; }
 
 # shellcheck source=bench/sged.sh
-. bench/sged.sh
+. bench/sged.sh curl
 # cpu_total is sged's CPU seconds so far, user and system together;
 # attempts the settlement attempts ended, unfinished those pending or running.
 cpu_total() { cpu | awk '{ print $1 + $2 }'; }

@@ -7,6 +7,13 @@
 # With WAL_DIR set (a directory on another device, say), each new store
 # keeps its WAL in a fresh directory under it, which goes on exit too: a
 # store refuses a WAL directory that holds another store's WAL.
+#
+# A script that reads sged's /metrics sources it as ". bench/sged.sh curl",
+# so that a missing curl stops it before anything is built.
+if [ "${1:-}" = curl ] && ! command -v curl >/dev/null; then
+	echo "$(basename "$0") needs curl" >&2
+	exit 2
+fi
 tmp=$(mktemp -d)
 pid=""
 wal_root="${WAL_DIR:-}"

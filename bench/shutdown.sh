@@ -7,16 +7,15 @@
 # the process's exit (the whole shutdown: settlement calls in flight, every
 # actor stopped, Pebble closed).
 #
-#   bench/shutdown.sh                  # 3 runs, 14s of load each (about 150 000 actors here)
+#   bench/shutdown.sh                  # 3 runs, 14s of load each (120 000-150 000 actors here)
 #   RUNS=5 D=8s bench/shutdown.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 D="${D:-14s}"
-command -v curl >/dev/null || { echo "shutdown.sh needs curl" >&2; exit 2; }
 
 # shellcheck source=bench/sged.sh
-. bench/sged.sh
+. bench/sged.sh curl
 
 header "sgeload -scenario register -c 1000 for $D, then SIGTERM"
 printf "%4s %12s %12s\n" "run" "live actors" "shutdown s"

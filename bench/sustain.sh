@@ -17,10 +17,9 @@ cd "$(dirname "$0")/.."
 RATES="${RATES:-4000 5000 6000 7000 8000 9000}"
 D="${D:-20s}"
 export MOCK_SETTLEMENT_LATENCY="${MOCK_SETTLEMENT_LATENCY:-0}"
-command -v curl >/dev/null || { echo "sustain.sh needs curl" >&2; exit 2; }
 
 # shellcheck source=bench/sged.sh
-. bench/sged.sh
+. bench/sged.sh curl
 
 header "sgeload -scenario register -c 100 (max: 1000) for $D per rate" "MOCK_SETTLEMENT_LATENCY=$MOCK_SETTLEMENT_LATENCY"
 printf "%8s %9s %9s %9s %9s %11s\n" "rate" "answered" "p99 ms" "created" "run" "unfinished"

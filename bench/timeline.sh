@@ -23,10 +23,9 @@ RATE="${RATE:-5000}"
 C="${C:-100}"
 D="${D:-20s}"
 STEP="${STEP:-0.5}"
-command -v curl >/dev/null || { echo "timeline.sh needs curl" >&2; exit 2; }
 
 # shellcheck source=bench/sged.sh
-. bench/sged.sh
+. bench/sged.sh curl
 start_sged
 
 header "sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARMUP of the same}"
