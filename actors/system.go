@@ -61,11 +61,8 @@ type System struct {
 	// passivations counts wallet actors removed from the registry.
 	passivations atomic.Uint64
 	// walletActors counts wallet actors spawned and not yet stopped, those
-	// passivating included; once shuttingDown is set, the one that brings
-	// it to zero signals allStopped (buffered), which Shutdown waits for.
-	walletActors atomic.Int64
-	shuttingDown atomic.Bool
-	allStopped   chan struct{}
+	// passivating included, for Shutdown to wait on.
+	walletActors *liveCount
 
 	webhooks webhookLocks
 
@@ -94,7 +91,7 @@ func New(cfg Config, store *persistence.Store, as *actor.ActorSystem) (*System, 
 		registerWallet: ratelimit.Policy{Name: PolicyRegisterWallet, Quota: cfg.RegisterPerDayWallet, Window: 24 * time.Hour},
 		claimWallet:    ratelimit.Policy{Name: PolicyClaimWallet, Quota: cfg.ClaimPerHour, Window: time.Hour},
 		stop:           make(chan struct{}),
-		allStopped:     make(chan struct{}, 1),
+		walletActors:   newLiveCount(),
 	}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer(tracerName)
@@ -232,18 +229,8 @@ func (s *System) spawnWallet(wallet string, entry *walletEntry) *actor.PID {
 	s.known.add(walletB) // before the actor can write anything
 	props := actor.PropsFromProducer(func() actor.Actor { return newWalletActor(s, wallet, walletB, entry) },
 		actor.WithDispatcher(s.dispatcher))
-	s.walletActors.Add(1) // the actor's Stopped takes it off (walletActorStopped)
+	s.walletActors.spawned() // the actor's Stopped takes it off
 	return s.as.Root.Spawn(props)
-}
-
-// walletActorStopped is the last thing a wallet actor does.
-func (s *System) walletActorStopped() {
-	if s.walletActors.Add(-1) == 0 && s.shuttingDown.Load() {
-		select {
-		case s.allStopped <- struct{}{}:
-		default:
-		}
-	}
 }
 
 func (s *System) loadSigningKey() (ed25519.PrivateKey, error) {
@@ -278,19 +265,13 @@ func (s *System) Shutdown(ctx context.Context) error {
 		close(s.stop)
 		s.wg.Wait()
 		// Poison (not Stop) lets each actor finish what is queued, including
-		// commits in flight, before it stops. Waiting on a count rather than
-		// a future per actor: a future costs a registered process, a watch
-		// and a timer, about half of what stopping an actor cost here.
-		s.shuttingDown.Store(true)
+		// commits in flight, before it stops. The count also covers actors
+		// that were passivating already.
 		for _, pid := range s.reg.drain() {
 			s.as.Root.Poison(pid)
 		}
-		if s.walletActors.Load() > 0 {
-			select {
-			case <-s.allStopped:
-			case <-ctx.Done():
-				s.shutErr = fmt.Errorf("actors: shutdown: %d wallet actors still running: %w", s.walletActors.Load(), ctx.Err())
-			}
+		if n, err := s.walletActors.wait(ctx); err != nil {
+			s.shutErr = fmt.Errorf("actors: shutdown: %d wallet actors still running: %w", n, err)
 		}
 		if err := s.snapshotIPBuckets(); err != nil {
 			s.shutErr = errors.Join(s.shutErr, err)

@@ -141,7 +141,7 @@ func (a *walletActor) Receive(ctx actor.Context) {
 			a.sys.reg.forget(a.wallet, a.self)
 		}
 		a.sys.cfg.Observer.ActorStopped(kindWallet, a.passivated)
-		a.sys.walletActorStopped()
+		a.sys.walletActors.stopped() // last: Shutdown may close the store after it
 	}
 }
 
