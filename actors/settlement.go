@@ -104,6 +104,7 @@ func (a *settlementActor) Receive(ctx actor.Context) {
 			a.sup.obs.MessageHandled(kindSettlement, 0)
 		}
 		a.sup.obs.ActorStopped(kindSettlement, false)
+		a.sup.actors.stopped() // last: Shutdown may close the store after it
 	}
 }
 

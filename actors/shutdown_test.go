@@ -4,22 +4,26 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/sgeplatform/sge/persistence"
 )
 
-// walletLifeCounter counts wallet actors started and stopped.
-type walletLifeCounter struct {
+// lifeCounter counts the actors of one kind started and stopped.
+type lifeCounter struct {
 	NopObserver
+	kind             string
 	spawned, stopped atomic.Int64
 }
 
-func (c *walletLifeCounter) ActorSpawned(kind string) {
-	if kind == kindWallet {
+func (c *lifeCounter) ActorSpawned(kind string) {
+	if kind == c.kind {
 		c.spawned.Add(1)
 	}
 }
 
-func (c *walletLifeCounter) ActorStopped(kind string, _ bool) {
-	if kind == kindWallet {
+func (c *lifeCounter) ActorStopped(kind string, _ bool) {
+	if kind == c.kind {
 		c.stopped.Add(1)
 	}
 }
@@ -27,7 +31,7 @@ func (c *walletLifeCounter) ActorStopped(kind string, _ bool) {
 // Shutdown returns only once every wallet actor has stopped, so that the
 // store can close under none of them.
 func TestShutdownWaitsForEveryWalletActor(t *testing.T) {
-	obs := &walletLifeCounter{}
+	obs := &lifeCounter{kind: kindWallet}
 	store := openTestStore(t)
 	as := newTestActorSystem()
 	defer as.Shutdown()
@@ -46,5 +50,35 @@ func TestShutdownWaitsForEveryWalletActor(t *testing.T) {
 	}
 	if sp, st := obs.spawned.Load(), obs.stopped.Load(); sp != wallets || st != wallets {
 		t.Fatalf("after Shutdown: %d wallet actors started, %d stopped; want %d and %d", sp, st, wallets, wallets)
+	}
+}
+
+// The same for the settlement actors: Shutdown returns once every one of
+// them has handled what was delivered to it and stopped.
+func TestSupervisorShutdownWaitsForEverySettlementActor(t *testing.T) {
+	obs := &lifeCounter{kind: kindSettlement}
+	store := openTestStore(t)
+	sup := newTestSupervisor(t, store, SettlementConfig{Backend: &countingBackend{}, Observer: obs})
+	const settlements = 1000
+	now := time.Now()
+	batch := store.DB().NewBatch()
+	sts := make([]*persistence.Settlement, settlements)
+	for i := range sts {
+		sts[i] = testSettlement(now, persistence.StatusPending)
+		if err := PutSettlement(batch, sts[i], now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Commit(batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range sts {
+		sup.Created(st)
+	}
+	if err := sup.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if sp, st := obs.spawned.Load(), obs.stopped.Load(); sp != settlements || st != settlements {
+		t.Fatalf("after Shutdown: %d settlement actors started, %d stopped; want %d and %d", sp, st, settlements, settlements)
 	}
 }

@@ -22,8 +22,11 @@ import (
 const kindSettlement = "settlement"
 
 // Supervisor runs settlements: one settlement actor per settlement being
-// worked on, all children of one parent actor whose one-for-one strategy
-// restarts a child after a panic. It also owns the semaphore that bounds
+// worked on, spawned from the root so that protoactor-go's default strategy
+// supervises it (one-for-one: restart after a panic, stop past 10 restarts
+// in 10s; the settlement then stays due and the sweeper starts a fresh
+// actor later). A parent actor with that same strategy only added a hop per
+// spawn and a message per stop. It also owns the semaphore that bounds
 // backend calls, the sweeper that resumes what a crash left in g/due, and the
 // dead-letter operations.
 //
@@ -43,7 +46,8 @@ type Supervisor struct {
 	backend Backend
 	obs     Observer
 	log     *slog.Logger
-	parent  *actor.PID
+	// actors counts settlement actors spawned and not yet stopped.
+	actors *liveCount
 	// dispatcher runs the settlement actors.
 	dispatcher *workerDispatcher
 	tracer     trace.Tracer // nil when tracing is off
@@ -102,17 +106,12 @@ type liveSettlement struct {
 	// spawned says the actor's first Started was counted.
 	spawned bool
 	// Guarded by Supervisor.mu.
-	pid     *actor.PID
-	running bool // the attempt goroutine has not returned
-	stopped bool // the actor has finished or stopped
+	pid     *actor.PID // set at spawn, under the same lock as the entry
+	running bool       // the attempt goroutine has not returned
+	stopped bool       // the actor has finished or stopped
 	// queued counts messages sent and not yet handled (mailbox metric).
 	queued atomic.Int64
 }
-
-// settlementSupervision restarts a settlement actor after a panic. Past 10
-// restarts in 10s it stops the actor; the settlement stays due and the
-// sweeper starts a fresh actor later.
-var settlementSupervision = actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)
 
 // NewSupervisor prepares the supervisor on store; Start begins sweeping.
 func NewSupervisor(cfg SettlementConfig, store *persistence.Store, as *actor.ActorSystem) (*Supervisor, error) {
@@ -131,6 +130,7 @@ func NewSupervisor(cfg SettlementConfig, store *persistence.Store, as *actor.Act
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		sweepDone: make(chan struct{}),
+		actors:    newLiveCount(),
 	}
 	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
 	if cfg.TracerProvider != nil {
@@ -149,7 +149,6 @@ func NewSupervisor(cfg SettlementConfig, store *persistence.Store, as *actor.Act
 	}
 	s.unfinished.Store(due)
 	s.dead.Store(dead)
-	s.parent = as.Root.Spawn(actor.PropsFromFunc(s.receiveParent, actor.WithSupervisor(settlementSupervision)))
 	return s, nil
 }
 
@@ -223,19 +222,10 @@ func (s *Supervisor) start(id, wallet string, created *persistence.Settlement, d
 	}
 	e := &liveSettlement{id: id, wallet: wallet, created: created, due: due}
 	s.mu.live[id] = e
-	// Children are spawned by the parent so that its strategy supervises them.
-	s.as.Root.Send(s.parent, e)
+	s.actors.spawned() // the actor's Stopped takes it off
+	e.pid = s.as.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &settlementActor{sup: s, e: e} },
+		actor.WithDispatcher(s.dispatcher)))
 	return true
-}
-
-func (s *Supervisor) receiveParent(ctx actor.Context) {
-	if e, ok := ctx.Message().(*liveSettlement); ok {
-		pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &settlementActor{sup: s, e: e} },
-			actor.WithDispatcher(s.dispatcher)))
-		s.mu.Lock()
-		e.pid = pid
-		s.mu.Unlock()
-	}
 }
 
 // release marks e's actor as gone; the entry leaves the live map once its
@@ -512,11 +502,17 @@ func (s *Supervisor) nextDue(t time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// settlementStopGrace bounds Shutdown's wait for the settlement actors once
+// its context has run out: as long as a PoisonFuture waited, which it used.
+const settlementStopGrace = 10 * time.Second
+
 // Shutdown stops the sweeper and new attempts, lets backend calls in flight
 // finish until ctx is done (then cancels them), waits for every attempt
 // goroutine, and stops the settlement actors after they have drained their
-// mailboxes. A settlement cut off mid-attempt is still due and resumes after
-// a restart. Call it before closing the store. Safe to call twice.
+// mailboxes, waiting for them until ctx is done, or settlementStopGrace past
+// that; actors still running then are its error. A settlement cut off
+// mid-attempt is still due and resumes after a restart. Call it before
+// closing the store. Safe to call twice.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.mu.Lock()
@@ -543,21 +539,26 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		var pids []*actor.PID
 		for _, e := range s.mu.live {
-			if e.pid != nil {
-				pids = append(pids, e.pid)
-			}
+			pids = append(pids, e.pid)
 		}
 		s.mu.Unlock()
 		// Poison (not Stop): each actor first handles the results already
-		// delivered to it. One waiter per future.
-		futures := make([]*actor.Future, 0, len(pids))
+		// delivered to it.
 		for _, pid := range pids {
-			futures = append(futures, s.as.Root.PoisonFuture(pid))
+			s.as.Root.Poison(pid)
 		}
-		for _, f := range futures {
-			_, _ = f.Result()
+		// What is left to the actors is local (an outcome commit at most),
+		// so when ctx has run out on backend calls they get a bound of
+		// their own rather than none.
+		wctx := ctx
+		if ctx.Err() != nil {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(context.Background(), settlementStopGrace)
+			defer cancel()
 		}
-		_, _ = s.as.Root.PoisonFuture(s.parent).Result()
+		if n, err := s.actors.wait(wctx); err != nil {
+			s.shutErr = fmt.Errorf("actors: settlement shutdown: %d settlement actors still running: %w", n, err)
+		}
 		if h, ok := s.backend.(*HTTPBackend); ok {
 			h.CloseIdleConnections()
 		}
