@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 )
 
@@ -46,6 +48,9 @@ func resolveWALDir(cfg Config, existing bool) (string, error) {
 				"its WAL where it is, or move the WAL first (stop, move the *.log files, and write the "+
 				"new directory's absolute path into %s, or remove it for the store's own directory)",
 				ErrWALDir, cfg.Dir, describeWALDir(had), describeWALDir(want), marker)
+		}
+		if err := checkLastWALDir(cfg, want); err != nil {
+			return "", err
 		}
 		return want, nil
 	}
@@ -90,6 +95,83 @@ func walDirOf(cfg Config) (string, error) {
 		return "", err
 	}
 	return wal, nil
+}
+
+// checkLastWALDir catches a marker that was edited or deleted by hand while
+// the WAL stayed where it was. Pebble records the WAL directory in the
+// OPTIONS file it writes at every open; if the last open used another
+// directory than want, and that directory still holds WAL files, they were
+// not moved, and opening with want would start without them.
+func checkLastWALDir(cfg Config, want string) error {
+	last, ok, err := lastOpenWALDir(cfg.FS, cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("%w: read the OPTIONS file in %s: %w", ErrCorrupt, cfg.Dir, err)
+	}
+	inDir := func(d string) string {
+		if d == "" {
+			return filepath.Clean(cfg.Dir)
+		}
+		return filepath.Clean(d)
+	}
+	if !ok || inDir(last) == inDir(want) {
+		return nil
+	}
+	names, err := cfg.FS.List(inDir(last))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // the directory went with the move
+	}
+	if err != nil {
+		return fmt.Errorf("%w: list %s, where the store's WAL was: %w", ErrWALDir, inDir(last), err)
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".log") {
+			keep := "write " + last + " into " + WALMarker + " and open the store with it"
+			if last == "" {
+				keep = "remove " + WALMarker + " and open the store without a WAL directory"
+			}
+			return fmt.Errorf("%w: the store in %s was last opened with its WAL in %s, which still "+
+				"holds WAL files (%s), but %s says %s: to keep the WAL there, %s; to move it, "+
+				"move the *.log files first", ErrWALDir, cfg.Dir, describeWALDir(last), n,
+				WALMarker, describeWALDir(want), keep)
+		}
+	}
+	return nil
+}
+
+// lastOpenWALDir is the WAL directory in the store's newest OPTIONS file,
+// as Pebble was given it; ok is false when there is no OPTIONS file.
+func lastOpenWALDir(fs vfs.FS, dir string) (wal string, ok bool, err error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return "", false, err
+	}
+	var newest string
+	var newestNum uint64
+	for _, n := range names {
+		num, isOpts := strings.CutPrefix(n, "OPTIONS-")
+		v, perr := strconv.ParseUint(num, 10, 64)
+		if isOpts && perr == nil && (newest == "" || v > newestNum) {
+			newest, newestNum = n, v
+		}
+	}
+	if newest == "" {
+		return "", false, nil
+	}
+	f, err := fs.Open(fs.PathJoin(dir, newest))
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", false, err
+	}
+	var o pebble.Options
+	skip := &pebble.ParseHooks{SkipUnknown: func(string, string) bool { return true }}
+	if err := o.Parse(string(b), skip); err != nil {
+		return "", false, err
+	}
+	return o.WALDir, true, nil
 }
 
 func describeWALDir(d string) string {

@@ -119,6 +119,67 @@ func TestWALDirMovesAsTheRefusalSays(t *testing.T) {
 	mustRead(t, Config{Dir: dir})
 }
 
+// A marker edited or deleted by hand, with the WAL left where it was, is
+// caught by the WAL directory Pebble recorded at the last open: opening with
+// the marker's directory would start without the commits only the WAL holds.
+// The refusal says how to keep the WAL where it is, and that works.
+func TestHandEditedMarkerIsCaught(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		written string // "wal": apart; "": in its own directory
+		edit    func(t *testing.T, marker, other string)
+		then    func(other string) string
+	}{
+		{"marker deleted, WAL apart", "wal", func(t *testing.T, marker, _ string) {
+			if err := os.Remove(marker); err != nil {
+				t.Fatal(err)
+			}
+		}, func(string) string { return "" }},
+		{"marker pointed elsewhere, WAL apart", "wal", func(t *testing.T, marker, other string) {
+			if err := os.WriteFile(marker, []byte(other+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, func(other string) string { return other }},
+		{"marker written, WAL in its own directory", "", func(t *testing.T, marker, other string) {
+			if err := os.WriteFile(marker, []byte(other+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, func(other string) string { return other }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, wal, other := t.TempDir(), t.TempDir(), t.TempDir()
+			if c.written == "" {
+				wal = ""
+			}
+			writeAndClose(t, Config{Dir: dir, WALDir: wal})
+			marker := filepath.Join(dir, WALMarker)
+			c.edit(t, marker, other)
+			_, err := Open(Config{Dir: dir, WALDir: c.then(other)})
+			if !errors.Is(err, ErrWALDir) {
+				t.Fatalf("Open: %v, want ErrWALDir", err)
+			}
+			// As the refusal says: the marker names the WAL's directory
+			// again (or is gone for the store's own).
+			if wal == "" {
+				if !strings.Contains(err.Error(), "remove "+WALMarker) {
+					t.Fatalf("the refusal does not say to remove the marker: %v", err)
+				}
+				if err := os.Remove(marker); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if !strings.Contains(err.Error(), "write "+wal+" into "+WALMarker) {
+					t.Fatalf("the refusal does not say what to write into the marker: %v", err)
+				}
+				if err := os.WriteFile(marker, []byte(wal+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustRead(t, Config{Dir: dir, WALDir: wal})
+		})
+	}
+}
+
 // A new store given a WAL directory that holds another store's WAL would
 // replay it into itself.
 func TestNewStoreRefusesAnotherStoresWAL(t *testing.T) {
