@@ -9,11 +9,18 @@ import (
 	"github.com/sgeplatform/sge/persistence"
 )
 
-// lifeCounter counts the actors of one kind started and stopped.
+// lifeCounter counts the actors of one kind started (the first time),
+// restarted and stopped.
 type lifeCounter struct {
 	NopObserver
-	kind             string
-	spawned, stopped atomic.Int64
+	kind                        string
+	spawned, restarted, stopped atomic.Int64
+}
+
+func (c *lifeCounter) ActorRestarted(kind string) {
+	if kind == c.kind {
+		c.restarted.Add(1)
+	}
 }
 
 func (c *lifeCounter) ActorSpawned(kind string) {

@@ -17,24 +17,6 @@ func (p *panickingBackend) Settle(context.Context, *persistence.Settlement) erro
 	panic("backend bug")
 }
 
-// supervisionCounter counts settlement actors' first starts and restarts.
-type supervisionCounter struct {
-	NopObserver
-	spawned, restarted atomic.Int64
-}
-
-func (c *supervisionCounter) ActorSpawned(kind string) {
-	if kind == kindSettlement {
-		c.spawned.Add(1)
-	}
-}
-
-func (c *supervisionCounter) ActorRestarted(kind string) {
-	if kind == kindSettlement {
-		c.restarted.Add(1)
-	}
-}
-
 // A settlement whose every attempt panics: each panic is a counted attempt
 // and is re-raised; the default one-for-one strategy restarts the actor, or
 // past 10 restarts in 10 s stops it, and the sweeper then starts a fresh
@@ -54,7 +36,7 @@ func TestPanickingSettlementIsSupervisedToItsLastAttempt(t *testing.T) {
 	if err := store.Commit(b); err != nil {
 		t.Fatal(err)
 	}
-	backend, obs := &panickingBackend{}, &supervisionCounter{}
+	backend, obs := &panickingBackend{}, &lifeCounter{kind: kindSettlement}
 	sup := startTestSupervisor(t, store, SettlementConfig{Backend: backend, Observer: obs, MaxAttempts: maxAttempts,
 		Backoff: time.Millisecond, MaxBackoff: time.Millisecond, SweepInterval: 20 * time.Millisecond})
 
