@@ -401,13 +401,11 @@ func (s *Supervisor) sweeper() {
 	}
 }
 
-// Sweep starts every settlement due now that has no live actor, up to
-// MaxLive; an entry left behind by a settlement already finished (or gone)
-// is removed by the actor it gets. It returns the number of actors started.
-func (s *Supervisor) Sweep() (int, error) { return s.sweep(false, s.cfg.Now()) }
-
-// sweep is Sweep of the entries due by now, starting after the point where
-// the previous sweep ran out of room when resume is set.
+// sweep starts every settlement due by now that has no live actor, up to
+// MaxLive, starting after the point where the previous sweep ran out of
+// room when resume is set; an entry left behind by a settlement already
+// finished (or gone) is removed by the actor it gets. It returns the number
+// of actors started.
 func (s *Supervisor) sweep(resume bool, now time.Time) (int, error) {
 	if s.store.Broken() {
 		return 0, persistence.ErrBroken
