@@ -90,14 +90,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		attrs = append(attrs, "metricsAddr", a.String())
 	}
 	if cfg.pprofAddr != "" {
-		stopProfiles, err := serveProfiles(cfg.pprofAddr)
+		pprofAddr, stopProfiles, err := serveProfiles(cfg.pprofAddr)
 		if err != nil {
 			log.Error("cannot serve profiles", "addr", cfg.pprofAddr, "err", err)
 			_ = g.Shutdown(context.Background())
 			return exitFailed
 		}
 		defer stopProfiles()
-		attrs = append(attrs, "pprofAddr", cfg.pprofAddr)
+		attrs = append(attrs, "pprofAddr", pprofAddr.String())
 	}
 	log.Info("listening", attrs...)
 
@@ -131,11 +131,12 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // serveProfiles serves net/http/pprof on addr, for profiling a running
-// server (go tool pprof http://addr/debug/pprof/profile).
-func serveProfiles(addr string) (stop func(), err error) {
+// server (go tool pprof http://addr/debug/pprof/profile), and returns the
+// address it listens on (the port chosen for ":0").
+func serveProfiles(addr string) (bound net.Addr, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -144,5 +145,5 @@ func serveProfiles(addr string) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, nil
+	return ln.Addr(), func() { _ = srv.Close() }, nil
 }

@@ -35,10 +35,11 @@ func TestMain(m *testing.M) {
 
 // child is a running sged process.
 type child struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *bytes.Buffer
-	exited chan error
+	cmd       *exec.Cmd
+	addr      string
+	pprofAddr string // from the listening line, when PPROF_ADDR is set
+	stderr    *bytes.Buffer
+	exited    chan error
 }
 
 // startChild runs sged with args and env and waits for its listening line.
@@ -52,7 +53,8 @@ func startChild(t *testing.T, env []string, args ...string) *child {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd, stderr: new(bytes.Buffer), exited: make(chan error, 1)}
-	addrc := make(chan string, 1)
+	type listening struct{ Msg, Addr, PprofAddr string }
+	addrc := make(chan listening, 1)
 	var mu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -60,16 +62,17 @@ func startChild(t *testing.T, env []string, args ...string) *child {
 			mu.Lock()
 			c.stderr.Write(append(sc.Bytes(), '\n'))
 			mu.Unlock()
-			var line struct{ Msg, Addr string }
+			var line listening
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addrc <- line.Addr
+				addrc <- line
 			}
 		}
 	}()
 	go func() { err := cmd.Wait(); pw.Close(); c.exited <- err }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	select {
-	case c.addr = <-addrc:
+	case l := <-addrc:
+		c.addr, c.pprofAddr = l.Addr, l.PprofAddr
 	case err := <-c.exited:
 		mu.Lock()
 		defer mu.Unlock()
@@ -215,6 +218,30 @@ func TestGracefulShutdownExitsZero(t *testing.T) {
 		t.Fatalf("readyz: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	if code := c.terminate(t); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, c.stderr)
+	}
+}
+
+// PPROF_ADDR serves Go's profiles on a listener of its own, whose address
+// the listening line gives (the port chosen, for ":0"); the API's does not.
+func TestPprofAddrServesProfiles(t *testing.T) {
+	c := startChild(t, []string{"DATA_DIR=" + t.TempDir(), "ADDR=127.0.0.1:0", "PPROF_ADDR=127.0.0.1:0"})
+	if c.pprofAddr == "" || strings.HasSuffix(c.pprofAddr, ":0") {
+		t.Fatalf("listening line gives pprofAddr %q\n%s", c.pprofAddr, c.stderr)
+	}
+	for _, u := range []string{"http://" + c.pprofAddr + "/debug/pprof/goroutine?debug=1", c.url() + "/debug/pprof/goroutine?debug=1"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		profiled := resp.StatusCode == 200 && strings.Contains(string(body), "goroutine profile:")
+		if want := strings.Contains(u, c.pprofAddr); profiled != want {
+			t.Errorf("%s: status %d, profile served %v, want %v", u, resp.StatusCode, profiled, want)
+		}
+	}
 	if code := c.terminate(t); code != 0 {
 		t.Fatalf("exit code %d\n%s", code, c.stderr)
 	}

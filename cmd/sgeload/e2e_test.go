@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -71,6 +72,30 @@ func TestBaselineFlagComparesSideBySide(t *testing.T) {
 	_ = rep.writeText(&text)
 	if !strings.Contains(text.String(), "baseline") || !strings.Contains(text.String(), "/ baseline") {
 		t.Fatalf("no side-by-side report:\n%s", text.String())
+	}
+	// -json: the names scripts read, with the run's own figures.
+	var js strings.Builder
+	if err := rep.writeJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Scenario  string  `json:"scenario"`
+		RPS       float64 `json:"requestsPerSecond"`
+		Ratio     float64 `json:"ratioToBaseline"`
+		LatencyMs struct {
+			P99 float64 `json:"p99"`
+		} `json:"latencyMs"`
+		Status   map[string]uint64 `json:"status"`
+		Baseline struct {
+			Requests uint64 `json:"requests"`
+		} `json:"baseline"`
+	}
+	if err := json.Unmarshal([]byte(js.String()), &got); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, js.String())
+	}
+	if got.Scenario != "register" || got.RPS != rep.RPS || got.Ratio != rep.Ratio || got.LatencyMs.P99 != rep.LatencyMs.P99 ||
+		got.Status["201"] != rep.Status["201"] || got.Baseline.Requests != 50 {
+		t.Fatalf("JSON report %+v from %+v", got, rep)
 	}
 }
 
