@@ -86,3 +86,22 @@ func TestActorLoggerAtWarn(t *testing.T) {
 		t.Errorf("coloured output: %q", out)
 	}
 }
+
+// A group taken from protoactor-go's logger keeps the Warn floor and nests
+// its attributes, as the handler underneath would.
+func TestActorLoggerGroupKeepsTheFloor(t *testing.T) {
+	var buf bytes.Buffer
+	system := actor.NewActorSystemWithConfig(actor.Configure(actor.WithLoggerFactory(ActorLoggerFactory(NewLogger(&buf, slog.LevelDebug)))))
+	defer system.Shutdown()
+
+	l := system.Logger().WithGroup("mailbox")
+	l.Info("grouped info", "pid", "wallet/0xabc")
+	l.Warn("grouped warn", "pid", "wallet/0xabc")
+	out := buf.String()
+	if strings.Contains(out, "grouped info") {
+		t.Errorf("info got through the group: %s", out)
+	}
+	if !strings.Contains(out, `"msg":"grouped warn"`) || !strings.Contains(out, `"mailbox":{"pid":"wallet/0xabc"}`) {
+		t.Errorf("warn missing or its attribute not in the group: %s", out)
+	}
+}
