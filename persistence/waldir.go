@@ -62,13 +62,9 @@ func resolveWALDir(cfg Config, existing bool) (string, error) {
 		}
 		return "", nil
 	}
-	if names, err := cfg.FS.List(want); err == nil {
-		for _, n := range names {
-			if strings.HasSuffix(n, ".log") {
-				return "", fmt.Errorf("%w: %s holds WAL files (%s) but %s holds no store: "+
-					"they belong to another store, and a new one would replay them", ErrWALDir, want, n, cfg.Dir)
-			}
-		}
+	if n, err := walFile(cfg.FS, want); err == nil && n != "" {
+		return "", fmt.Errorf("%w: %s holds WAL files (%s) but %s holds no store: "+
+			"they belong to another store, and a new one would replay them", ErrWALDir, want, n, cfg.Dir)
 	}
 	if err := writeMarker(cfg.FS, cfg.Dir, marker, want); err != nil {
 		return "", fmt.Errorf("%w: write %s: %w", ErrCorrupt, marker, err)
@@ -116,26 +112,34 @@ func checkLastWALDir(cfg Config, want string) error {
 	if !ok || inDir(last) == inDir(want) {
 		return nil
 	}
-	names, err := cfg.FS.List(inDir(last))
-	if errors.Is(err, os.ErrNotExist) {
+	n, err := walFile(cfg.FS, inDir(last))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return nil // the directory went with the move
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("%w: list %s, where the store's WAL was: %w", ErrWALDir, inDir(last), err)
+	case n == "":
+		return nil // the files went with the move
 	}
+	keep := "write " + last + " into " + WALMarker + " and open the store with it"
+	if last == "" {
+		keep = "remove " + WALMarker + " and open the store without a WAL directory"
+	}
+	return fmt.Errorf("%w: the store in %s was last opened with its WAL in %s, which still "+
+		"holds WAL files (%s), but %s says %s: to keep the WAL there, %s; to move it, "+
+		"move the *.log files first", ErrWALDir, cfg.Dir, describeWALDir(last), n,
+		WALMarker, describeWALDir(want), keep)
+}
+
+// walFile names a WAL file in dir, or is "" when dir holds none.
+func walFile(fs vfs.FS, dir string) (string, error) {
+	names, err := fs.List(dir)
 	for _, n := range names {
 		if strings.HasSuffix(n, ".log") {
-			keep := "write " + last + " into " + WALMarker + " and open the store with it"
-			if last == "" {
-				keep = "remove " + WALMarker + " and open the store without a WAL directory"
-			}
-			return fmt.Errorf("%w: the store in %s was last opened with its WAL in %s, which still "+
-				"holds WAL files (%s), but %s says %s: to keep the WAL there, %s; to move it, "+
-				"move the *.log files first", ErrWALDir, cfg.Dir, describeWALDir(last), n,
-				WALMarker, describeWALDir(want), keep)
+			return n, nil
 		}
 	}
-	return nil
+	return "", err
 }
 
 // lastOpenWALDir is the WAL directory in the store's newest OPTIONS file,
