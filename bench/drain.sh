@@ -18,9 +18,8 @@ D="${D:-12s}"
 
 # shellcheck source=bench/sged.sh
 . bench/sged.sh curl
-# cpu_total is sged's CPU seconds so far, user and system together;
-# attempts the settlement attempts ended, unfinished those pending or running.
-cpu_total() { cpu | awk '{ print $1 + $2 }'; }
+# attempts is the settlement attempts ended, unfinished those pending or
+# running.
 attempts() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f1; }
 unfinished() { curl -s "http://$addr/metrics" | settlement_counts | cut -d' ' -f2; }
 

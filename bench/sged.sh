@@ -1,7 +1,7 @@
 # Sourced by perf.sh, timeline.sh, drain.sh, sustain.sh and shutdown.sh from the
 # repository root: it builds sged and sgeload from the working tree into a
 # fresh $tmp, which goes on exit together with any sged or load still
-# running, and defines start_sged, stop_sged, header, cpu and
+# running, and defines start_sged, stop_sged, header, cpu, cpu_total and
 # settlement_counts.
 #
 # With WAL_DIR set (a directory on another device, say), each new store
@@ -66,6 +66,8 @@ header() {
 # cpu prints the CPU seconds the running sged has used so far: user, then
 # system.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f %.2f", $14 / hz, $15 / hz }' /proc/"$pid"/stat; }
+# cpu_total is the same, user and system together.
+cpu_total() { cpu | awk '{ print $1 + $2 }'; }
 
 # settlement_counts reads a /metrics page on stdin and prints the settlement
 # attempts that have ended, then the settlements pending or running.

@@ -32,7 +32,7 @@ header "sgeload -scenario register -c $C -rate $RATE -d $D${WARMUP:+ after $WARM
 if [ -n "${WARMUP:-}" ]; then
 	"$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.8.0.1 -rate "$RATE" -d "$WARMUP" >/dev/null
 fi
-before=$(cpu)
+before=$(cpu_total)
 "$tmp/sgeload" -url "http://$addr" -scenario register -c "$C" -xff-base 10.9.0.1 -rate "$RATE" -d "$D" >"$tmp/report" &
 load=$!
 
@@ -60,7 +60,7 @@ while kill -0 "$load" 2>/dev/null; do
 	sleep "$STEP"
 done >"$tmp/samples"
 wait "$load" || true
-after=$(cpu)
+after=$(cpu_total)
 
 awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %9s %8s %4s\n", "t s", "answers", "mean ms", "commits", "sync ms", "fsyncs", "fsync ms", "flush s", "compact s", "settled", "GCs" }
 	NR > 1 {
@@ -71,4 +71,4 @@ awk 'BEGIN { printf "%7s %8s %9s %8s %10s %7s %9s %7s %9s %8s %4s\n", "t s", "an
 echo
 cat "$tmp/report"
 echo "$before $after $(awk '$1 == "requests" { print $2 }' "$tmp/report")" |
-	awk '$5 { printf "sged CPU during the recorded run: %.2f s, %.0f µs per request\n", $3 + $4 - $1 - $2, 1e6 * ($3 + $4 - $1 - $2) / $5 }'
+	awk '$3 { printf "sged CPU during the recorded run: %.2f s, %.0f µs per request\n", $2 - $1, 1e6 * ($2 - $1) / $3 }'
