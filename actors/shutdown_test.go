@@ -1,7 +1,10 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -87,5 +90,51 @@ func TestSupervisorShutdownWaitsForEverySettlementActor(t *testing.T) {
 	}
 	if sp, st := obs.spawned.Load(), obs.stopped.Load(); sp != settlements || st != settlements {
 		t.Fatalf("after Shutdown: %d settlement actors started, %d stopped; want %d and %d", sp, st, settlements, settlements)
+	}
+}
+
+// stuckObserver holds the settlement actor that records an outcome inside
+// SettlementAttempt until release is closed, standing in for an outcome
+// commit on a disk that hangs.
+type stuckObserver struct {
+	NopObserver
+	entered, release chan struct{}
+}
+
+func (o *stuckObserver) SettlementAttempt(string, string) {
+	close(o.entered)
+	<-o.release
+}
+
+// A settlement actor that cannot stop does not hang Shutdown: past its
+// context and the grace after it, Shutdown returns an error naming the actors
+// still running (sged exits 1 on it).
+func TestSupervisorShutdownReportsAStuckSettlementActor(t *testing.T) {
+	obs := &stuckObserver{entered: make(chan struct{}), release: make(chan struct{})}
+	store := openTestStore(t)
+	sup := newTestSupervisor(t, store, SettlementConfig{Backend: &countingBackend{}, Observer: obs})
+	sup.stopGrace = time.Millisecond // the actor stays stuck whatever the grace
+	now := time.Now()
+	st := testSettlement(now, persistence.StatusPending)
+	batch := store.DB().NewBatch()
+	if err := PutSettlement(batch, st, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Commit(batch); err != nil {
+		t.Fatal(err)
+	}
+	sup.Created(st)
+	<-obs.entered
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // SHUTDOWN_TIMEOUT already spent: only the grace is left
+	err := sup.Shutdown(ctx)
+	close(obs.release)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 settlement actors still running") {
+		t.Fatalf("Shutdown with an actor stuck = %v; want the grace's deadline and 1 actor still running", err)
+	}
+	// Let the actor finish before the store closes under it.
+	if n, err := sup.actors.wait(t.Context()); err != nil {
+		t.Fatalf("after release: %d settlement actors still running: %v", n, err)
 	}
 }

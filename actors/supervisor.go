@@ -48,6 +48,9 @@ type Supervisor struct {
 	log     *slog.Logger
 	// actors counts settlement actors spawned and not yet stopped.
 	actors *liveCount
+	// stopGrace bounds Shutdown's wait for the settlement actors once its
+	// context has run out (settlementStopGrace; shorter in tests).
+	stopGrace time.Duration
 	// dispatcher runs the settlement actors.
 	dispatcher *workerDispatcher
 	tracer     trace.Tracer // nil when tracing is off
@@ -131,6 +134,7 @@ func NewSupervisor(cfg SettlementConfig, store *persistence.Store, as *actor.Act
 		stop:      make(chan struct{}),
 		sweepDone: make(chan struct{}),
 		actors:    newLiveCount(),
+		stopGrace: settlementStopGrace,
 	}
 	s.dispatcher = newWorkerDispatcher(dispatcherIdle, s.stop)
 	if cfg.TracerProvider != nil {
@@ -507,10 +511,10 @@ const settlementStopGrace = 10 * time.Second
 // Shutdown stops the sweeper and new attempts, lets backend calls in flight
 // finish until ctx is done (then cancels them), waits for every attempt
 // goroutine, and stops the settlement actors after they have drained their
-// mailboxes, waiting for them until ctx is done, or settlementStopGrace past
-// that; actors still running then are its error. A settlement cut off
-// mid-attempt is still due and resumes after a restart. Call it before
-// closing the store. Safe to call twice.
+// mailboxes, waiting for them until ctx is done, or stopGrace past that;
+// actors still running then are its error. A settlement cut off mid-attempt
+// is still due and resumes after a restart. Call it before closing the
+// store. Safe to call twice.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
 		s.mu.Lock()
@@ -551,7 +555,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		wctx := ctx
 		if ctx.Err() != nil {
 			var cancel context.CancelFunc
-			wctx, cancel = context.WithTimeout(context.Background(), settlementStopGrace)
+			wctx, cancel = context.WithTimeout(context.Background(), s.stopGrace)
 			defer cancel()
 		}
 		if n, err := s.actors.wait(wctx); err != nil {
