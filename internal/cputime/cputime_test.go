@@ -10,8 +10,15 @@ func TestProcessGrowsWithWork(t *testing.T) {
 	if !ok {
 		t.Fatal("Process: not measured")
 	}
+	// A round is about a millisecond of CPU on today's machines; the bound
+	// counts work, not time, and only turns a reading that never moves into
+	// a failure instead of a hang.
+	const rounds = 10000
 	x := uint64(1)
-	for {
+	for i := 0; ; i++ {
+		if i == rounds {
+			t.Fatalf("Process still reads %v after %d rounds of work", before, rounds)
+		}
 		for range 1 << 20 {
 			x = x*6364136223846793005 + 1442695040888963407
 		}
