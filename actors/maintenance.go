@@ -38,20 +38,44 @@ func (s *System) maintain() {
 	}
 }
 
-// snapshotIPBuckets replaces the stored IP buckets with the live ones. It is
-// not synced: a crash loses at most one interval of IP limiting.
+// snapshotIPBuckets brings the stored IP buckets up to the live ones (see
+// ratelimit.Limiter.Snapshot: what changed since the last snapshot, or all
+// of them now and then). It is not synced: a crash loses at most one
+// interval of IP limiting.
 func (s *System) snapshotIPBuckets() error {
-	now := s.now().UnixNano()
-	s.registerIP.Sweep(now)
-	b := s.store.DB().NewBatch()
-	_ = b.DeleteRange(persistence.PrefixIP, persistence.PrefixEnd(persistence.PrefixIP), nil)
-	var key, val []byte
-	s.registerIP.Range(func(a netip.Addr, bk ratelimit.Bucket) {
-		key = persistence.AppendIPKey(key[:0], a.String())
-		val = bk.AppendBinary(val[:0])
-		_ = b.Set(key, val, nil)
-	})
-	return s.store.Write(b)
+	w := ipSnapshot{b: s.store.DB().NewBatch()}
+	s.registerIP.Snapshot(s.now().UnixNano(), &w)
+	if w.b.Empty() {
+		return nil
+	}
+	if err := s.store.Write(w.b); err != nil {
+		s.registerIP.Resync() // what this batch held goes into the next, full one
+		return err
+	}
+	return nil
+}
+
+// ipSnapshot writes a snapshot of the IP buckets into a batch. A batch
+// applies in order, so Clear's range deletion removes only what was stored
+// before it.
+type ipSnapshot struct {
+	b        *pebble.Batch
+	key, val []byte
+}
+
+func (w *ipSnapshot) Clear() {
+	_ = w.b.DeleteRange(persistence.PrefixIP, persistence.PrefixEnd(persistence.PrefixIP), nil)
+}
+
+func (w *ipSnapshot) Set(a netip.Addr, bk ratelimit.Bucket) {
+	w.key = persistence.AppendIPKey(w.key[:0], a.String())
+	w.val = bk.AppendBinary(w.val[:0])
+	_ = w.b.Set(w.key, w.val, nil)
+}
+
+func (w *ipSnapshot) Drop(a netip.Addr) {
+	w.key = persistence.AppendIPKey(w.key[:0], a.String())
+	_ = w.b.Delete(w.key, nil)
 }
 
 func (s *System) restoreIPBuckets() error {

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 const limiterShards = 64
@@ -15,20 +16,34 @@ const DefaultMaxEntries = 1 << 20
 // sharded maps, so concurrent wallets rarely contend on one lock.
 //
 // Memory is bounded: a bucket that has refilled completely is the same as no
-// bucket, so Sweep drops it; and a shard over its share of maxEntries drops
-// full buckets first and then arbitrary ones. Dropping a partial bucket
+// bucket, so Snapshot drops it; and a shard over its share of maxEntries
+// drops full buckets first and then arbitrary ones. Dropping a partial bucket
 // forgives that subject some tokens; it is the price of a hard memory bound
 // under a flood of distinct addresses.
+//
+// Snapshots are incremental: each bucket carries a dirty mark, so a snapshot
+// writes what changed since the last one, not every subject seen in the last
+// hour (a million addresses rewritten every interval had cost sged a tenth
+// of its CPU in a four-minute load run; bench/FINDINGS.md).
 type Limiter struct {
 	policy   Policy
 	perShard int
 	seed     maphash.Seed
 	shards   [limiterShards]limiterShard
+	// resync asks the next Snapshot for every bucket: evictions drop
+	// buckets that no snapshot is told of, and a snapshot that was not
+	// written loses its changes.
+	resync atomic.Bool
 }
 
 type limiterShard struct {
 	mu      sync.Mutex
-	buckets map[netip.Addr]Bucket
+	buckets map[netip.Addr]entry
+}
+
+type entry struct {
+	b     Bucket
+	dirty bool // changed since the last Snapshot
 }
 
 // NewLimiter returns a limiter for p holding at most maxEntries buckets
@@ -39,8 +54,9 @@ func NewLimiter(p Policy, maxEntries int) *Limiter {
 	}
 	l := &Limiter{policy: p, perShard: max(1, maxEntries/limiterShards), seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].buckets = make(map[netip.Addr]Bucket)
+		l.shards[i].buckets = make(map[netip.Addr]entry)
 	}
+	l.resync.Store(true) // the store may hold what no bucket here stands for
 	return l
 }
 
@@ -56,13 +72,13 @@ func (l *Limiter) shard(a netip.Addr) *limiterShard {
 func (l *Limiter) Take(a netip.Addr, now int64) Decision {
 	s := l.shard(a)
 	s.mu.Lock()
-	b, ok := s.buckets[a]
-	d := l.policy.Take(&b, now)
+	e, ok := s.buckets[a]
+	d := l.policy.Take(&e.b, now)
 	if d.Allowed || ok {
 		if !ok && len(s.buckets) >= l.perShard {
 			l.evictLocked(s, now)
 		}
-		s.buckets[a] = b
+		s.buckets[a] = entry{b: e.b, dirty: true}
 	}
 	s.mu.Unlock()
 	return d
@@ -72,18 +88,18 @@ func (l *Limiter) Take(a netip.Addr, now int64) Decision {
 func (l *Limiter) Peek(a netip.Addr, now int64) Decision {
 	s := l.shard(a)
 	s.mu.Lock()
-	b := s.buckets[a]
+	e := s.buckets[a]
 	s.mu.Unlock()
-	return l.policy.Peek(b, now)
+	return l.policy.Peek(e.b, now)
 }
 
 // Refund returns a token taken for a request that then failed.
 func (l *Limiter) Refund(a netip.Addr, now int64) {
 	s := l.shard(a)
 	s.mu.Lock()
-	if b, ok := s.buckets[a]; ok {
-		l.policy.Refund(&b, now)
-		s.buckets[a] = b
+	if e, ok := s.buckets[a]; ok {
+		l.policy.Refund(&e.b, now)
+		s.buckets[a] = entry{b: e.b, dirty: true}
 	}
 	s.mu.Unlock()
 }
@@ -92,9 +108,10 @@ func (l *Limiter) Refund(a netip.Addr, now int64) {
 // down to 7/8 of the shard's share, so that a flood of new subjects costs
 // one sweep per perShard/8 inserts rather than one per insert.
 func (l *Limiter) evictLocked(s *limiterShard, now int64) {
+	l.resync.Store(true)
 	target := l.perShard - max(1, l.perShard/8)
-	for a, b := range s.buckets {
-		if l.policy.Full(b, now) {
+	for a, e := range s.buckets {
+		if l.policy.Full(e.b, now) {
 			delete(s.buckets, a)
 		}
 	}
@@ -106,16 +123,40 @@ func (l *Limiter) evictLocked(s *limiterShard, now int64) {
 	}
 }
 
-// Sweep drops buckets that have refilled completely and returns how many
-// remain.
-func (l *Limiter) Sweep(now int64) int {
+// A SnapshotWriter keeps a copy of a Limiter's buckets, e.g. in a store.
+type SnapshotWriter interface {
+	Clear()                 // forget every bucket held: a full snapshot follows
+	Set(netip.Addr, Bucket) // hold this bucket
+	Drop(netip.Addr)        // forget this subject's bucket
+}
+
+// Snapshot brings w up to date and returns how many buckets remain. It
+// drops the buckets that have refilled completely (the same as none),
+// telling w, and gives w every bucket changed since the last Snapshot,
+// marking it clean. After a Clear it gives w every bucket instead: on the
+// first call, after evictions (buckets dropped with no word to w) and after
+// Resync. w's methods run under a shard's lock.
+func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
+	full := l.resync.Swap(false)
+	if full {
+		w.Clear()
+	}
 	n := 0
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		for a, b := range s.buckets {
-			if l.policy.Full(b, now) {
+		for a, e := range s.buckets {
+			switch {
+			case l.policy.Full(e.b, now):
 				delete(s.buckets, a)
+				if !full {
+					w.Drop(a)
+				}
+			case e.dirty || full:
+				w.Set(a, e.b)
+				if e.dirty {
+					s.buckets[a] = entry{b: e.b}
+				}
 			}
 		}
 		n += len(s.buckets)
@@ -123,6 +164,10 @@ func (l *Limiter) Sweep(now int64) int {
 	}
 	return n
 }
+
+// Resync makes the next Snapshot a full one, e.g. after the last one could
+// not be written.
+func (l *Limiter) Resync() { l.resync.Store(true) }
 
 // Len returns the number of buckets held.
 func (l *Limiter) Len() int {
@@ -136,22 +181,11 @@ func (l *Limiter) Len() int {
 	return n
 }
 
-// Range calls f for every bucket, shard by shard; used for snapshots.
-func (l *Limiter) Range(f func(netip.Addr, Bucket)) {
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		for a, b := range s.buckets {
-			f(a, b)
-		}
-		s.mu.Unlock()
-	}
-}
-
-// Restore sets a's bucket, e.g. from a snapshot at start-up.
+// Restore sets a's bucket from a snapshot, at start-up: clean, since the
+// snapshot holds it.
 func (l *Limiter) Restore(a netip.Addr, b Bucket) {
 	s := l.shard(a)
 	s.mu.Lock()
-	s.buckets[a] = b
+	s.buckets[a] = entry{b: b}
 	s.mu.Unlock()
 }

@@ -69,8 +69,8 @@ func TestLimiterStaysBounded(t *testing.T) {
 	if n := l.Len(); n > 640 {
 		t.Fatalf("%d entries, bound 640", n)
 	}
-	// Refilled buckets are the same as none and are swept.
-	if n := l.Sweep(now + int64(2*time.Hour)); n != 0 {
+	// Refilled buckets are the same as none and are dropped.
+	if n := l.Snapshot(now+int64(2*time.Hour), &snapshotCopy{}); n != 0 {
 		t.Fatalf("%d entries after sweep", n)
 	}
 }
@@ -86,5 +86,100 @@ func TestLimiterRefusedRequestsStoreNothing(t *testing.T) {
 	l.Refund(a, now)
 	if !l.Take(a, now).Allowed {
 		t.Fatal("refunded token not available")
+	}
+}
+
+// snapshotCopy is a SnapshotWriter holding the buckets in a map, and
+// counting what each Snapshot told it.
+type snapshotCopy struct {
+	held                map[netip.Addr]Bucket
+	clears, sets, drops int
+}
+
+func (c *snapshotCopy) Clear() {
+	c.held = map[netip.Addr]Bucket{}
+	c.clears++
+}
+
+func (c *snapshotCopy) Set(a netip.Addr, b Bucket) {
+	if c.held == nil {
+		c.held = map[netip.Addr]Bucket{}
+	}
+	c.held[a] = b
+	c.sets++
+}
+
+func (c *snapshotCopy) Drop(a netip.Addr) {
+	delete(c.held, a)
+	c.drops++
+}
+
+// snapshot takes an incremental snapshot into c and checks it against a
+// full one of the same limiter: an incremental writer must end up holding
+// exactly the live buckets.
+func (c *snapshotCopy) snapshot(t *testing.T, l *Limiter, now int64) {
+	t.Helper()
+	c.clears, c.sets, c.drops = 0, 0, 0
+	l.Snapshot(now, c)
+	l.Resync()
+	var full snapshotCopy
+	l.Snapshot(now, &full)
+	if len(full.held) != len(c.held) {
+		t.Fatalf("incremental copy holds %d buckets, the limiter %d", len(c.held), len(full.held))
+	}
+	for a, b := range full.held {
+		if got, ok := c.held[a]; !ok || got != b {
+			t.Fatalf("incremental copy holds %v for %v (%v), the limiter %v", got, a, ok, b)
+		}
+	}
+}
+
+// A snapshot carries what changed since the last one: taken and refunded
+// buckets, and refilled ones dropped. The first one, and one after an
+// eviction or Resync, carries everything after a Clear.
+func TestSnapshotIsIncremental(t *testing.T) {
+	l := NewLimiter(Policy{Name: "register-ip", Quota: 2, Window: time.Hour}, 0)
+	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	now := time.Now().UnixNano()
+	var w snapshotCopy
+	step := func(what string, now int64, clears, sets, drops int) {
+		t.Helper()
+		w.snapshot(t, l, now)
+		if w.clears != clears || w.sets != sets || w.drops != drops {
+			t.Fatalf("%s: %d clears, %d sets, %d drops; want %d, %d, %d", what, w.clears, w.sets, w.drops, clears, sets, drops)
+		}
+	}
+
+	l.Take(a, now)
+	l.Take(a, now)
+	l.Take(b, now)
+	step("first snapshot", now, 1, 2, 0)
+	step("nothing changed", now, 0, 0, 0)
+	l.Take(b, now)
+	step("b taken", now, 0, 1, 0)
+	l.Refund(b, now)
+	step("b refunded", now, 0, 1, 0)
+	// Restored buckets are what the store holds already.
+	w.held[c] = Bucket{Tokens: 1, Last: now}
+	l.Restore(c, w.held[c])
+	step("c restored", now, 0, 0, 0)
+	// 40 minutes on, b and c (one token short each) have refilled and are
+	// dropped; a (two short) has not and has not changed.
+	later := now + int64(40*time.Minute)
+	step("b and c refilled", later, 0, 0, 2)
+	l.Resync()
+	step("after Resync", later, 1, 1, 0)
+
+	// Evicting drops buckets without a word to the writer: the next
+	// snapshot is a full one.
+	small := NewLimiter(Policy{Name: "register-ip", Quota: 2, Window: time.Hour}, limiterShards)
+	var sw snapshotCopy
+	small.Snapshot(now, &sw)
+	for i := range 4 * limiterShards {
+		small.Take(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
+	}
+	sw.snapshot(t, small, now)
+	if sw.clears != 1 {
+		t.Fatalf("snapshot after evictions: %d clears, want 1", sw.clears)
 	}
 }

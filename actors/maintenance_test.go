@@ -1,0 +1,95 @@
+package actors
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/sgeplatform/sge/internal/ratelimit"
+	"github.com/sgeplatform/sge/persistence"
+)
+
+// storedIPBuckets reads the IP buckets a store holds.
+func storedIPBuckets(t *testing.T, store *persistence.Store) map[string]ratelimit.Bucket {
+	t.Helper()
+	it, err := store.DB().NewIter(&pebble.IterOptions{LowerBound: persistence.PrefixIP, UpperBound: persistence.PrefixEnd(persistence.PrefixIP)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	held := map[string]ratelimit.Bucket{}
+	for it.First(); it.Valid(); it.Next() {
+		b, _, ok := ratelimit.DecodeBucket(it.Value())
+		if !ok {
+			t.Fatalf("undecodable bucket at %q", it.Key())
+		}
+		held[string(it.Key()[len(persistence.PrefixIP):])] = b
+	}
+	return held
+}
+
+// The periodic snapshots write only what changed, yet the store always
+// holds exactly the live IP buckets: new and spent ones written, refilled
+// ones deleted, and a restart restores them.
+func TestIPBucketSnapshotsKeepTheStoreExact(t *testing.T) {
+	store := openTestStore(t)
+	as := newTestActorSystem()
+	defer as.Shutdown()
+	var clock atomic.Int64
+	clock.Store(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC).UnixNano())
+	cfg := Config{RegisterPerHourIP: 2, Logger: quietLogger, Now: func() time.Time { return time.Unix(0, clock.Load()) }}
+	sys, err := New(cfg, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::2")
+	take := func(ip netip.Addr) {
+		t.Helper()
+		if !sys.registerIP.Take(ip, clock.Load()).Allowed {
+			t.Fatalf("%v refused", ip)
+		}
+	}
+	snapshot := func(want ...netip.Addr) {
+		t.Helper()
+		if err := sys.snapshotIPBuckets(); err != nil {
+			t.Fatal(err)
+		}
+		held := storedIPBuckets(t, store)
+		if len(held) != len(want) {
+			t.Fatalf("store holds %v, want buckets of %v", held, want)
+		}
+		for _, ip := range want {
+			if _, ok := held[ip.String()]; !ok {
+				t.Fatalf("store holds %v, want buckets of %v", held, want)
+			}
+		}
+	}
+
+	take(a)
+	snapshot(a) // the first one is full
+	take(b)
+	take(b)
+	snapshot(a, b)
+	// 40 minutes on, a (one token short) has refilled and is deleted; b
+	// (two short) is kept.
+	clock.Add(int64(40 * time.Minute))
+	snapshot(b)
+	before := sys.registerIP.Peek(b, clock.Load())
+	if err := sys.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := New(cfg, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = again.Shutdown(t.Context()) }()
+	if d := again.registerIP.Peek(b, clock.Load()); d != before || d.Remaining != 1 {
+		t.Fatalf("b after restart: %+v, before it %+v; want 1 token left", d, before)
+	}
+	if got := again.IPLimiterEntries(); got != 1 {
+		t.Fatalf("%d IP buckets restored, want b's alone", got)
+	}
+}
