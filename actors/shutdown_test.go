@@ -71,17 +71,11 @@ func TestSupervisorShutdownWaitsForEverySettlementActor(t *testing.T) {
 	sup := newTestSupervisor(t, store, SettlementConfig{Backend: &countingBackend{}, Observer: obs})
 	const settlements = 1000
 	now := time.Now()
-	batch := store.DB().NewBatch()
 	sts := make([]*persistence.Settlement, settlements)
 	for i := range sts {
 		sts[i] = testSettlement(now, persistence.StatusPending)
-		if err := PutSettlement(batch, sts[i], now); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if err := store.Commit(batch); err != nil {
-		t.Fatal(err)
-	}
+	storeSettlements(t, store, now, sts...)
 	for _, st := range sts {
 		sup.Created(st)
 	}
@@ -116,13 +110,7 @@ func TestSupervisorShutdownReportsAStuckSettlementActor(t *testing.T) {
 	sup.stopGrace = time.Millisecond // the actor stays stuck whatever the grace
 	now := time.Now()
 	st := testSettlement(now, persistence.StatusPending)
-	batch := store.DB().NewBatch()
-	if err := PutSettlement(batch, st, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Commit(batch); err != nil {
-		t.Fatal(err)
-	}
+	storeSettlements(t, store, now, st)
 	sup.Created(st)
 	<-obs.entered
 

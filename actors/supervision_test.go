@@ -29,13 +29,7 @@ func TestPanickingSettlementIsSupervisedToItsLastAttempt(t *testing.T) {
 	store := openTestStore(t)
 	now := time.Now()
 	st := testSettlement(now, persistence.StatusPending)
-	b := store.DB().NewBatch()
-	if err := PutSettlement(b, st, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Commit(b); err != nil {
-		t.Fatal(err)
-	}
+	storeSettlements(t, store, now, st)
 	backend, obs := &panickingBackend{}, &lifeCounter{kind: kindSettlement}
 	sup := startTestSupervisor(t, store, SettlementConfig{Backend: backend, Observer: obs, MaxAttempts: maxAttempts,
 		Backoff: time.Millisecond, MaxBackoff: time.Millisecond, SweepInterval: 20 * time.Millisecond})

@@ -56,12 +56,8 @@ func TestSweepDropsDueEntriesLeftBehind(t *testing.T) {
 	now := time.Now()
 	done, pending := testSettlement(now, persistence.StatusSucceeded), testSettlement(now, persistence.StatusPending)
 	goneID := ids.New(now)
+	storeSettlements(t, store, now, done, pending)
 	b := store.DB().NewBatch()
-	for _, st := range []*persistence.Settlement{done, pending} {
-		if err := PutSettlement(b, st, now); err != nil {
-			t.Fatal(err)
-		}
-	}
 	_ = b.Set(persistence.AppendDueKey(nil, now.UnixNano(), []byte(goneID)), []byte(pending.Wallet), nil)
 	if err := store.Commit(b); err != nil {
 		t.Fatal(err)
@@ -147,6 +143,21 @@ func testSettlement(t time.Time, status string) *persistence.Settlement {
 	return &persistence.Settlement{ID: ids.New(t), Kind: persistence.KindRegistration,
 		Wallet: "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed", Status: status,
 		CreatedAt: t.UTC(), UpdatedAt: t.UTC()}
+}
+
+// storeSettlements commits settlements as a registration's batch writes
+// them (record, locator, due entry), all created at now.
+func storeSettlements(t testing.TB, store *persistence.Store, now time.Time, sts ...*persistence.Settlement) {
+	t.Helper()
+	b := store.DB().NewBatch()
+	for _, st := range sts {
+		if err := PutSettlement(b, st, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Commit(b); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // eventually polls cond until it reports done, for at most a minute; then
