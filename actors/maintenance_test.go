@@ -93,3 +93,40 @@ func TestIPBucketSnapshotsKeepTheStoreExact(t *testing.T) {
 		t.Fatalf("%d IP buckets restored, want b's alone", got)
 	}
 }
+
+// snapshotCounter is a SnapshotWriter that only counts.
+type snapshotCounter struct{ clears, sets, drops int }
+
+func (c *snapshotCounter) Clear()                           { c.clears++ }
+func (c *snapshotCounter) Set(netip.Addr, ratelimit.Bucket) { c.sets++ }
+func (c *snapshotCounter) Drop(netip.Addr)                  { c.drops++ }
+
+// A snapshot that could not be written leaves what it held to the next one,
+// which is a full one.
+func TestFailedIPSnapshotIsFollowedByAFullOne(t *testing.T) {
+	store := openTestStore(t)
+	as := newTestActorSystem()
+	defer as.Shutdown()
+	sys, err := New(Config{Logger: quietLogger}, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sys.Shutdown(t.Context()) }()
+	now := time.Now().UnixNano()
+	sys.registerIP.Take(netip.MustParseAddr("192.0.2.1"), now)
+	if err := sys.snapshotIPBuckets(); err != nil {
+		t.Fatal(err)
+	}
+	sys.registerIP.Take(netip.MustParseAddr("192.0.2.2"), now)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.snapshotIPBuckets(); err == nil {
+		t.Fatal("snapshot into a closed store succeeded")
+	}
+	var c snapshotCounter
+	sys.registerIP.Snapshot(now, &c)
+	if c.clears != 1 || c.sets != 2 {
+		t.Fatalf("snapshot after a failed one: %+v; want a full one of both buckets", c)
+	}
+}
