@@ -32,8 +32,9 @@ func (c *liveCount) stopped() {
 }
 
 // wait returns nil once no actor is left, or the number still running and
-// ctx's error. Call it once, when nothing spawns any more. Either wait sees
-// the count at zero or the stop that brought it there sees waiting set.
+// ctx's error. Call it when nothing spawns any more; after a timeout it may
+// be called again. Either wait sees the count at zero or the stop that
+// brought it there sees waiting set (and leaves its signal in zero).
 func (c *liveCount) wait(ctx context.Context) (int64, error) {
 	c.waiting.Store(true)
 	if c.n.Load() == 0 {

@@ -505,7 +505,8 @@ func (s *Supervisor) nextDue(t time.Time) (time.Time, bool) {
 }
 
 // settlementStopGrace bounds Shutdown's wait for the settlement actors once
-// its context has run out: as long as a PoisonFuture waited, which it used.
+// its context has run out. What is left to them then is local (an outcome
+// commit at most, milliseconds unless the store hangs).
 const settlementStopGrace = 10 * time.Second
 
 // Shutdown stops the sweeper and new attempts, lets backend calls in flight

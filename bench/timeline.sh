@@ -8,9 +8,8 @@
 # step, the settlement attempts that ended and the Go GC cycles, sged's CPU
 # per answer in the step (process_cpu_seconds_total, 10 ms resolution, so
 # use a STEP of a few seconds for it) and the wallet actors alive at the
-# step's end. Stretches
-# where sged falls behind show as steps with a high mean latency; the other
-# columns show what ran beside them. A flush's time counts in the step where
+# step's end. Stretches where sged falls behind show as steps with a high
+# mean latency; the other columns show what ran beside them. A flush's time counts in the step where
 # it ends (Pebble adds it up then); a compaction's counts while it runs. With
 # WARMUP set, the same load runs that long first, unrecorded, so the timeline
 # shows a server that has a store and a settlement backlog behind it. The last
