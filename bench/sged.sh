@@ -1,8 +1,8 @@
-# Sourced by perf.sh, timeline.sh, drain.sh, sustain.sh and shutdown.sh from the
-# repository root: it builds sged and sgeload from the working tree into a
-# fresh $tmp, which goes on exit together with any sged or load still
-# running, and defines start_sged, stop_sged, header, cpu, cpu_total and
-# settlement_counts.
+# Sourced by perf.sh, timeline.sh, drain.sh, sustain.sh, shutdown.sh and
+# restart.sh from the repository root: it builds sged and sgeload from the
+# working tree into a fresh $tmp, which goes on exit together with any sged
+# or load still running, and defines start_sged, stop_sged, header, cpu,
+# cpu_total and settlement_counts.
 #
 # With WAL_DIR set (a directory on another device, say), each new store
 # keeps its WAL in a fresh directory under it, which goes on exit too: a
