@@ -131,7 +131,7 @@ func (r *Report) writeText(out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if r.Baseline != nil && r.Rate == 0 {
+	if r.Ratio > 0 {
 		fmt.Fprintf(out, "requests/s %s / baseline: %.2f\n", r.Scenario, r.Ratio)
 	}
 	for _, c := range cols {
