@@ -56,7 +56,7 @@ type Config struct {
 	// 32 MiB memtables no block stayed cached and every read went to disk.
 	CacheBytes int64
 	// MemTableBytes is Pebble's memtable size. Default 64 MiB: in runs of
-	// registrations lasting minutes it spent less time compacting and 4–7 %
+	// registrations lasting minutes it spent less time compacting and 2–11 %
 	// less CPU per registration than 32 MiB (bench/FINDINGS.md, "Larger
 	// memtables"); 32 MiB had won over 4 MiB in BenchmarkMiss. The price is
 	// memory (up to three memtables, and the cache above them) and more WAL
