@@ -24,21 +24,26 @@ const DefaultMaxEntries = 1 << 20
 // Snapshots are incremental: each bucket carries a dirty mark, so a snapshot
 // writes what changed since the last one, not every subject seen in the last
 // hour (a million addresses rewritten every interval had cost sged a tenth
-// of its CPU in a four-minute load run; bench/FINDINGS.md).
+// of its CPU in a four-minute load run; bench/FINDINGS.md). Evicted subjects
+// are remembered until the next snapshot drops them, so a flood of new
+// addresses costs a delete per eviction rather than a full rewrite.
 type Limiter struct {
 	policy   Policy
 	perShard int
 	seed     maphash.Seed
 	shards   [limiterShards]limiterShard
-	// resync asks the next Snapshot for every bucket: evictions drop
-	// buckets that no snapshot is told of, and a snapshot that was not
-	// written loses its changes.
+	// resync asks the next Snapshot for every bucket: a snapshot that was
+	// not written loses its changes, and a shard that evicted more than
+	// maxEvicted subjects since the last snapshot stopped listing them.
 	resync atomic.Bool
 }
 
 type limiterShard struct {
 	mu      sync.Mutex
 	buckets map[netip.Addr]entry
+	// evicted are the subjects dropped to make room since the last
+	// Snapshot, which must drop them from the writer's copy too.
+	evicted []netip.Addr
 }
 
 type entry struct {
@@ -108,20 +113,34 @@ func (l *Limiter) Refund(a netip.Addr, now int64) {
 // down to 7/8 of the shard's share, so that a flood of new subjects costs
 // one sweep per perShard/8 inserts rather than one per insert.
 func (l *Limiter) evictLocked(s *limiterShard, now int64) {
-	l.resync.Store(true)
 	target := l.perShard - max(1, l.perShard/8)
 	for a, e := range s.buckets {
 		if l.policy.Full(e.b, now) {
-			delete(s.buckets, a)
+			l.evictOneLocked(s, a)
 		}
 	}
 	for a := range s.buckets {
 		if len(s.buckets) <= target {
 			break
 		}
-		delete(s.buckets, a)
+		l.evictOneLocked(s, a)
 	}
 }
+
+// evictOneLocked drops a's bucket and lists a for the next Snapshot. Past
+// maxEvicted listed in one shard, deleting them one by one would write
+// about as much as rewriting every bucket, and the list would hold as much
+// memory as half the shard: the next Snapshot is a full one instead.
+func (l *Limiter) evictOneLocked(s *limiterShard, a netip.Addr) {
+	delete(s.buckets, a)
+	if len(s.evicted) < l.maxEvicted() {
+		s.evicted = append(s.evicted, a)
+	} else {
+		l.resync.Store(true)
+	}
+}
+
+func (l *Limiter) maxEvicted() int { return max(1, l.perShard/2) }
 
 // A SnapshotWriter keeps a copy of a Limiter's buckets, e.g. in a store.
 type SnapshotWriter interface {
@@ -131,11 +150,12 @@ type SnapshotWriter interface {
 }
 
 // Snapshot brings w up to date and returns how many buckets remain. It
-// drops the buckets that have refilled completely (the same as none),
-// telling w, and gives w every bucket changed since the last Snapshot,
-// marking it clean. After a Clear it gives w every bucket instead: on the
-// first call, after evictions (buckets dropped with no word to w) and after
-// Resync. w's methods run under a shard's lock.
+// drops the subjects evicted since the last Snapshot and the buckets that
+// have refilled completely (the same as none), telling w, and gives w every
+// bucket changed since the last Snapshot, marking it clean. After a Clear
+// it gives w every bucket instead: on the first call, after Resync and
+// after more evictions than a shard lists. w's methods run under a shard's
+// lock.
 func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
 	full := l.resync.Swap(false)
 	if full {
@@ -145,6 +165,15 @@ func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
+		// Drops first: a subject evicted and then seen again is in both,
+		// and its new bucket must be what w is left holding.
+		if !full {
+			for _, a := range s.evicted {
+				w.Drop(a)
+			}
+		}
+		clear(s.evicted)
+		s.evicted = s.evicted[:0]
 		for a, e := range s.buckets {
 			switch {
 			case l.policy.Full(e.b, now):

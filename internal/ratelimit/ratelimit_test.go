@@ -135,8 +135,8 @@ func (c *snapshotCopy) snapshot(t *testing.T, l *Limiter, now int64) {
 }
 
 // A snapshot carries what changed since the last one: taken and refunded
-// buckets, and refilled ones dropped. The first one, and one after an
-// eviction or Resync, carries everything after a Clear.
+// buckets, and refilled ones dropped. The first one, and one after Resync,
+// carries everything after a Clear.
 func TestSnapshotIsIncremental(t *testing.T) {
 	l := NewLimiter(Policy{Name: "register-ip", Quota: 2, Window: time.Hour}, 0)
 	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
@@ -170,16 +170,62 @@ func TestSnapshotIsIncremental(t *testing.T) {
 	l.Resync()
 	step("after Resync", later, 1, 1, 0)
 
-	// Evicting drops buckets without a word to the writer: the next
-	// snapshot is a full one.
-	small := NewLimiter(Policy{Name: "register-ip", Quota: 2, Window: time.Hour}, limiterShards)
-	var sw snapshotCopy
-	small.Snapshot(now, &sw)
-	for i := range 4 * limiterShards {
-		small.Take(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
+}
+
+// Evicting drops buckets the writer may hold: the next snapshot drops them
+// too, one by one, before it sets the changed ones, so a subject evicted and
+// then seen again is left with its new bucket. Past maxEvicted evictions in
+// a shard the next snapshot is a full one instead.
+func TestSnapshotDropsEvictedSubjects(t *testing.T) {
+	l := NewLimiter(Policy{Name: "register-ip", Quota: 2, Window: time.Hour}, 8*limiterShards)
+	if l.perShard != 8 || l.maxEvicted() != 4 {
+		t.Fatalf("perShard %d, maxEvicted %d; the steps below assume 8 and 4", l.perShard, l.maxEvicted())
 	}
-	sw.snapshot(t, small, now)
-	if sw.clears != 1 {
-		t.Fatalf("snapshot after evictions: %d clears, want 1", sw.clears)
+	now := time.Now().UnixNano()
+	// Subjects of one shard, so that the evictions below are certain.
+	s := &l.shards[0]
+	var addrs []netip.Addr
+	for i := 0; len(addrs) < 20; i++ {
+		if a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}); l.shard(a) == s {
+			addrs = append(addrs, a)
+		}
 	}
+	var w snapshotCopy
+	step := func(what string, clears, sets, drops int) {
+		t.Helper()
+		w.snapshot(t, l, now)
+		if w.clears != clears || w.sets != sets || w.drops != drops {
+			t.Fatalf("%s: %d clears, %d sets, %d drops; want %d, %d, %d", what, w.clears, w.sets, w.drops, clears, sets, drops)
+		}
+	}
+
+	for _, a := range addrs[:8] {
+		l.Take(a, now)
+	}
+	step("the shard full", 1, 8, 0)
+	l.Take(addrs[8], now) // evicts one of the first eight
+	var gone netip.Addr
+	for _, a := range addrs[:8] {
+		if _, ok := s.buckets[a]; !ok {
+			gone = a
+		}
+	}
+	if !gone.IsValid() {
+		t.Fatal("a ninth subject evicted none of the first eight")
+	}
+	l.Take(gone, now) // back, evicting another: perhaps the ninth
+	sets := 1
+	if _, ok := s.buckets[addrs[8]]; ok {
+		sets = 2
+	}
+	step("two evicted, one of them back", 0, sets, 2)
+	if _, ok := w.held[gone]; !ok {
+		t.Fatal("the subject evicted and seen again is not held")
+	}
+	step("nothing changed", 0, 0, 0) // the list went with the last snapshot
+	// Five evictions, one more than a shard lists.
+	for _, a := range addrs[9:14] {
+		l.Take(a, now)
+	}
+	step("more evicted than listed", 1, 8, 0)
 }
