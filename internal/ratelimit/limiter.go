@@ -128,9 +128,9 @@ func (l *Limiter) evictLocked(s *limiterShard, now int64) {
 }
 
 // evictOneLocked drops a's bucket and lists a for the next Snapshot. Past
-// maxEvicted listed in one shard, deleting them one by one would write
-// about as much as rewriting every bucket, and the list would hold as much
-// memory as half the shard: the next Snapshot is a full one instead.
+// maxEvicted listed in one shard (half its share), deleting them one by one
+// would come close to rewriting every bucket, so the list stops there and
+// the next Snapshot is a full one instead.
 func (l *Limiter) evictOneLocked(s *limiterShard, a netip.Addr) {
 	delete(s.buckets, a)
 	if len(s.evicted) < l.maxEvicted() {

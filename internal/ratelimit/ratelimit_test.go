@@ -169,7 +169,6 @@ func TestSnapshotIsIncremental(t *testing.T) {
 	step("b and c refilled", later, 0, 0, 2)
 	l.Resync()
 	step("after Resync", later, 1, 1, 0)
-
 }
 
 // Evicting drops buckets the writer may hold: the next snapshot drops them
