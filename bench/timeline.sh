@@ -9,12 +9,13 @@
 # per answer in the step (process_cpu_seconds_total, 10 ms resolution, so
 # use a STEP of a few seconds for it) and the wallet actors alive at the
 # step's end. Stretches where sged falls behind show as steps with a high
-# mean latency; the other columns show what ran beside them. A flush's time counts in the step where
-# it ends (Pebble adds it up then); a compaction's counts while it runs. With
-# WARMUP set, the same load runs that long first, unrecorded, so the timeline
-# shows a server that has a store and a settlement backlog behind it. The last
-# line is sged's CPU per request over the recorded run (its /metrics pages
-# included), the figure to compare two builds or settings by at one rate.
+# mean latency; the other columns show what ran beside them. A flush's time
+# counts in the step where it ends (Pebble adds it up then); a compaction's
+# counts while it runs. With WARMUP set, the same load runs that long first,
+# unrecorded, so the timeline shows a server that has a store and a
+# settlement backlog behind it. The last line is sged's CPU per request over
+# the recorded run (its /metrics pages included), the figure to compare two
+# builds or settings by at one rate.
 #
 #   bench/timeline.sh                          # 5000/s from 100 connections, 20s
 #   RATE=4000 C=1000 D=30s bench/timeline.sh
