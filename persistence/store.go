@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,10 @@ type Config struct {
 	// lasted: Pebble holding every commit back until a flush or compaction
 	// catches up. Each stall is also logged when it begins.
 	OnWriteStall func(d time.Duration)
+	// OnBackgroundError, when set, is told of each failure of Pebble's
+	// background work: a flush, a compaction, reading the disk's free space.
+	// Each is also logged at error level (see backgroundErrors).
+	OnBackgroundError func(err error)
 }
 
 // EnsureDefaults fills in zero fields.
@@ -165,7 +170,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
 		Logger:             pebbleLogger{cfg.Logger},
-		EventListener:      stallListener(cfg),
+		EventListener:      eventListener(cfg),
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
@@ -195,10 +200,12 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// stallListener logs Pebble's write stalls and reports their length to
-// cfg.OnWriteStall. Pebble reports one stall at a time (begin, then end).
-func stallListener(cfg Config) *pebble.EventListener {
+// eventListener logs Pebble's write stalls and reports their length to
+// cfg.OnWriteStall (Pebble reports one stall at a time: begin, then end), and
+// hands its background errors to a backgroundErrors.
+func eventListener(cfg Config) *pebble.EventListener {
 	var began atomic.Int64
+	background := &backgroundErrors{log: cfg.Logger, count: cfg.OnBackgroundError, now: time.Now}
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 			began.Store(time.Now().UnixNano())
@@ -209,7 +216,48 @@ func stallListener(cfg Config) *pebble.EventListener {
 				cfg.OnWriteStall(time.Duration(time.Now().UnixNano() - t))
 			}
 		},
+		BackgroundError: background.report,
 	}
+}
+
+// backgroundLogEvery is the least time between two log lines of
+// backgroundErrors.
+const backgroundLogEvery = 10 * time.Second
+
+// backgroundErrors reports the failures of Pebble's background work. Pebble's
+// own default logs them at info level, below sged's default, so a flush that
+// failed on a full disk went unseen until the memtables filled and every
+// write stalled. Pebble v1.1.5 retries a failed flush at once, without a
+// backoff, so a lasting fault repeats many times a second: each failure is
+// counted, and the log gets the first and then at most one line per
+// backgroundLogEvery, with the number of failures it did not log.
+//
+// report runs with Pebble's DB mutex held, so it only counts and logs.
+type backgroundErrors struct {
+	log   *slog.Logger
+	count func(error)
+	now   func() time.Time
+
+	mu       sync.Mutex
+	lastLog  time.Time
+	unlogged int
+}
+
+func (b *backgroundErrors) report(err error) {
+	if b.count != nil {
+		b.count(err)
+	}
+	b.mu.Lock()
+	now := b.now()
+	if !b.lastLog.IsZero() && now.Sub(b.lastLog) < backgroundLogEvery {
+		b.unlogged++
+		b.mu.Unlock()
+		return
+	}
+	unlogged := b.unlogged
+	b.lastLog, b.unlogged = now, 0
+	b.mu.Unlock()
+	b.log.Error("pebble background work failed; Pebble retries it", "component", "pebble", "err", err, "unloggedSinceLast", unlogged)
 }
 
 var comparer = func() pebble.Comparer {
@@ -428,6 +476,8 @@ type pebbleLogger struct{ l *slog.Logger }
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
+
+// Errorf is part of pebble.Logger; Pebble v1.1.5 itself never calls it.
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,6 +260,113 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 		w.once.Do(func() { close(w.seen) })
 	}
 	return len(p), nil
+}
+
+// failingFlushes fails the creation of sstables while failing is set, as a
+// full disk would, so Pebble's flushes fail and it retries them.
+type failingFlushes struct {
+	vfs.FS
+	failing atomic.Bool
+}
+
+var errDiskFull = errors.New("no space left on device (test)")
+
+func (fs *failingFlushes) Create(name string) (vfs.File, error) {
+	if strings.HasSuffix(name, ".sst") && fs.failing.Load() {
+		return nil, errDiskFull
+	}
+	return fs.FS.Create(name)
+}
+
+// A failed flush is logged at error level and counted; once the disk works
+// again Pebble's retry succeeds and the held writes go through.
+func TestFailedFlushesAreLoggedAndCounted(t *testing.T) {
+	fs := &failingFlushes{FS: vfs.Default}
+	fs.failing.Store(true)
+	logged := &lineWatch{want: `level=ERROR msg="pebble background work failed`, seen: make(chan struct{})}
+	failed := make(chan struct{})
+	var once sync.Once
+	s, err := Open(Config{
+		Dir: t.TempDir(), FS: fs, MemTableBytes: 256 << 10,
+		Logger: slog.New(slog.NewTextHandler(logged, nil)), // at info level, as sged logs by default
+		OnBackgroundError: func(err error) {
+			if errors.Is(err, errDiskFull) {
+				once.Do(func() { close(failed) })
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer fs.failing.Store(false) // before Close, which would wait for a flush
+	written := make(chan error, 1)
+	go func() {
+		value := make([]byte, 4<<10)
+		for i := range 1024 { // 4 MiB: many memtables of 256 KiB
+			b := s.DB().NewBatch()
+			_ = b.Set(fmt.Appendf(nil, "k/%05d", i), value, nil)
+			if err := s.Commit(b); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	for _, wait := range []struct {
+		what string
+		c    chan struct{}
+	}{{"counted", failed}, {"logged", logged.seen}} {
+		select {
+		case <-wait.c:
+		case err := <-written:
+			t.Fatalf("every write went through and no failed flush was %s (err %v)", wait.what, err)
+		case <-time.After(time.Minute): // a bound for failing, not a guess at speed
+			t.Fatalf("flushes fail but none was %s", wait.what)
+		}
+	}
+	fs.failing.Store(false)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if v, closer, err := s.DB().Get([]byte("k/01023")); err != nil || len(v) != 4<<10 {
+		t.Fatalf("last write after the flush: %d bytes, %v", len(v), err)
+	} else {
+		closer.Close()
+	}
+}
+
+// A lasting fault fails Pebble's retries many times a second: every failure
+// is counted, the log gets one line per backgroundLogEvery with the number it
+// left out.
+func TestBackgroundErrorLogIsThrottled(t *testing.T) {
+	var out strings.Builder
+	start := time.Unix(1_800_000_000, 0)
+	now := start
+	counted := 0
+	b := &backgroundErrors{
+		log:   slog.New(slog.NewJSONHandler(&out, nil)),
+		count: func(error) { counted++ },
+		now:   func() time.Time { return now },
+	}
+	for range 5 { // the first is logged, the next four are not
+		b.report(errDiskFull)
+		now = now.Add(time.Second)
+	}
+	now = start.Add(backgroundLogEvery)
+	b.report(errDiskFull)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if counted != 6 || len(lines) != 2 {
+		t.Fatalf("counted %d, logged %d lines:\n%s", counted, len(lines), out.String())
+	}
+	for i, want := range []string{`"unloggedSinceLast":0`, `"unloggedSinceLast":4`} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], `"level":"ERROR"`) {
+			t.Errorf("line %d lacks %s or level ERROR: %s", i+1, want, lines[i])
+		}
+	}
 }
 
 // Every successful group commit reports where it waited inside Pebble: each

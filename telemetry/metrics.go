@@ -121,7 +121,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, kind := range []string{"wallet", "settlement"} {
 		m.actors.get(kind)
 	}
-	for _, op := range []string{"commit", "read"} {
+	for _, op := range []string{"commit", "read", "background"} {
 		m.storageErrs.get(op)
 	}
 	reg.MustRegister(m.pulled, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -250,7 +250,8 @@ func (m *Metrics) WriteStall(d time.Duration) {
 	}
 }
 
-// StorageError counts a storage failure of op (commit, read, snapshot ...).
+// StorageError counts a storage failure of op: commit, read, or background
+// (a failed Pebble flush or compaction).
 func (m *Metrics) StorageError(op string) {
 	if m == nil {
 		return

@@ -97,6 +97,7 @@ func New(cfg Config) (g *Gateway, err error) {
 		cfg.Store.OnCommit = g.Metrics.Commit
 		cfg.Store.OnCommitWaits = g.Metrics.CommitWaits
 		cfg.Store.OnWriteStall = g.Metrics.WriteStall
+		cfg.Store.OnBackgroundError = func(error) { g.Metrics.StorageError("background") }
 	}
 	if g.Store, err = persistence.Open(cfg.Store); err != nil {
 		return nil, err

@@ -162,6 +162,43 @@ func TestWALFaultAnswers503AndRetrySucceedsAfterRestart(t *testing.T) {
 	}
 }
 
+// A flush that fails (sstables cannot be created, as on a full disk) is
+// logged and counted as a background storage error, while the WAL keeps
+// taking writes; once the fault clears the flush goes through.
+func TestFailedFlushIsCountedAndWritesGoOn(t *testing.T) {
+	var fail atomic.Bool
+	logs := &sgetest.LogBuffer{}
+	e := sgetest.Start(t, func(c *gateway.Config) {
+		c.Store.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(o errorfs.Op, path string) error {
+			if fail.Load() && o == errorfs.OpCreate && strings.HasSuffix(path, ".sst") {
+				return errInjected
+			}
+			return nil
+		}))
+		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	defer fail.Store(false) // before the env stops, which waits for a flush
+	if r := e.Post(t, "/api/register", "k1", registerBody(sgetest.Wallet())); r.Status != 201 {
+		t.Fatalf("before the fault: %d %s", r.Status, r.Body)
+	}
+	fail.Store(true)
+	flushed, err := e.Gateway.Store.DB().AsyncFlush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sgetest.Eventually(t, time.Minute, "a failed flush counted", func() bool {
+		return counterValue(t, e, "sge_storage_errors_total", "op", "background") >= 1
+	})
+	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"pebble background work failed`) {
+		t.Fatalf("no error line for the failed flush:\n%s", logs)
+	}
+	if r := e.Post(t, "/api/register", "k2", registerBody(sgetest.Wallet())); r.Status != 201 {
+		t.Fatalf("while flushes fail: %d %s", r.Status, r.Body)
+	}
+	fail.Store(false)
+	<-flushed
+}
+
 // counterValue reads one counter from the service's registry.
 func counterValue(t *testing.T, e *sgetest.Env, name, label, value string) float64 {
 	t.Helper()
