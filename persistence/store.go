@@ -76,6 +76,11 @@ type Config struct {
 	// fsyncs every durable answer waits for. Default "": in Dir. A store
 	// records it (WALMarker) and is refused under another one (ErrWALDir).
 	WALDir string
+	// DiskSlowThreshold is how long one write or sync of a Pebble file may
+	// take before it is logged as slow, and logged again about every 2 s
+	// while it lasts: a disk that hangs holds every durable answer, and the
+	// log says so before the requests time out. Default 5 s (Pebble's own).
+	DiskSlowThreshold time.Duration
 	// Logger receives storage events. Default slog.Default().
 	Logger *slog.Logger
 	// OnCommit, when set, observes each group commit (duration, number of
@@ -115,6 +120,9 @@ func (c *Config) EnsureDefaults() {
 	if c.WALMinSyncInterval == 0 {
 		c.WALMinSyncInterval = DefaultWALMinSyncInterval
 	}
+	if c.DiskSlowThreshold <= 0 {
+		c.DiskSlowThreshold = 5 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -131,9 +139,10 @@ func (c *Config) Validate() error {
 
 // Store is the gateway's Pebble database plus its group committer.
 type Store struct {
-	cfg    Config
-	db     *pebble.DB
-	commit *committer
+	cfg      Config
+	db       *pebble.DB
+	fsCloser io.Closer
+	commit   *committer
 	// failed is set when a commit fails; the store reports itself unhealthy
 	// until a later commit succeeds (readiness follows it).
 	failed atomic.Bool
@@ -163,8 +172,11 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
+	// Pebble's files go through its disk health checks, which tell
+	// logSlowDisk of a write or sync still running past the threshold.
+	fs, fsCloser := vfs.WithDiskHealthChecks(cfg.FS, cfg.DiskSlowThreshold, logSlowDisk(cfg.Logger))
 	opts := &pebble.Options{
-		FS:                 cfg.FS,
+		FS:                 fs,
 		Comparer:           &comparer,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
@@ -182,18 +194,22 @@ func Open(cfg Config) (*Store, error) {
 	}
 	existing, err := checkPointers(cfg.FS, cfg.Dir)
 	if err != nil {
+		_ = fsCloser.Close()
 		return nil, err
 	}
 	if opts.WALDir, err = resolveWALDir(cfg, existing); err != nil {
+		_ = fsCloser.Close()
 		return nil, err
 	}
 	db, err := openPebble(cfg.Dir, opts)
 	if err != nil {
+		_ = fsCloser.Close()
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
-	s := &Store{cfg: cfg, db: db}
+	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
+		_ = fsCloser.Close()
 		return nil, err
 	}
 	s.commit = newCommitter(s)
@@ -217,6 +233,15 @@ func eventListener(cfg Config) *pebble.EventListener {
 			}
 		},
 		BackgroundError: background.report,
+	}
+}
+
+// logSlowDisk logs a write or sync of one of Pebble's files that has run
+// for longer than Config.DiskSlowThreshold and has not returned.
+func logSlowDisk(log *slog.Logger) func(vfs.DiskSlowInfo) {
+	return func(info vfs.DiskSlowInfo) {
+		log.Warn("pebble disk operation slow: still running", "component", "persistence",
+			"op", info.OpType.String(), "path", info.Path, "for", info.Duration.Round(time.Millisecond).String())
 	}
 }
 
@@ -453,6 +478,7 @@ func (s *Store) Close() error {
 		return fmt.Errorf("persistence: close: %w (Pebble left open)", ErrBroken)
 	}
 	err := s.db.Close()
+	_ = s.fsCloser.Close() // stops the disk health checks' goroutines
 	if s.broken.Load() {
 		// Closing a DB whose log failed reports that failure again.
 		return fmt.Errorf("persistence: close: %w: %w", ErrBroken, err)

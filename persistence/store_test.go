@@ -369,6 +369,78 @@ func TestBackgroundErrorLogIsThrottled(t *testing.T) {
 	}
 }
 
+// heldSyncs holds every sync of a WAL file while hold is set, until release
+// is closed: a disk that hangs.
+type heldSyncs struct {
+	vfs.FS
+	hold    atomic.Bool
+	release chan struct{}
+}
+
+func (fs *heldSyncs) Create(name string) (vfs.File, error) {
+	f, err := fs.FS.Create(name)
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return heldSyncFile{f, fs}, nil
+}
+
+type heldSyncFile struct {
+	vfs.File
+	fs *heldSyncs
+}
+
+func (f heldSyncFile) Sync() error {
+	if f.fs.hold.Load() {
+		<-f.fs.release
+	}
+	return f.File.Sync()
+}
+
+func (f heldSyncFile) SyncData() error {
+	if f.fs.hold.Load() {
+		<-f.fs.release
+	}
+	return f.File.SyncData()
+}
+
+// A WAL sync that does not return is logged while it lasts, before any
+// request waiting on it times out.
+func TestSlowDiskIsLogged(t *testing.T) {
+	fs := &heldSyncs{FS: vfs.Default, release: make(chan struct{})}
+	logged := &lineWatch{want: `level=WARN msg="pebble disk operation slow`, seen: make(chan struct{})}
+	s, err := Open(Config{
+		Dir: t.TempDir(), FS: fs, DiskSlowThreshold: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logged, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var release sync.Once
+	unhold := func() { release.Do(func() { close(fs.release) }) }
+	defer unhold() // before Close, which would wait for the held sync
+	fs.hold.Store(true)
+	committed := make(chan error, 1)
+	go func() {
+		b := s.DB().NewBatch()
+		_ = b.Set([]byte("k"), []byte("v"), nil)
+		committed <- s.Commit(b)
+	}()
+	select {
+	case <-logged.seen:
+	case err := <-committed:
+		t.Fatalf("the commit returned (%v) with its WAL sync held", err)
+	case <-time.After(time.Minute): // a bound for failing, not a guess at speed
+		t.Fatal("a WAL sync is held but nothing was logged")
+	}
+	fs.hold.Store(false)
+	unhold()
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Every successful group commit reports where it waited inside Pebble: each
 // synced one waited for its WAL sync, and filling memtables makes some wait
 // for a WAL rotation.
