@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sgeplatform/sge/persistence"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Backend carries out one settlement attempt. It must honour ctx (cancelled

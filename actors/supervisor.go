@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cockroachdb/pebble"
 	"github.com/sgeplatform/sge/persistence"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const kindSettlement = "settlement"
