@@ -97,6 +97,12 @@ type Config struct {
 	// lasted: Pebble holding every commit back until a flush or compaction
 	// catches up. Each stall is also logged when it begins.
 	OnWriteStall func(d time.Duration)
+	// StallUnhealthyAfter is how long a write stall may last before the
+	// store reports itself unhealthy (readiness turns 503) until it ends: a
+	// stall that long means flushes fail or cannot keep up, and every request
+	// that writes waits. Default 10 s; the stalls of a heavy load on the
+	// README's VM lasted milliseconds.
+	StallUnhealthyAfter time.Duration
 	// OnBackgroundError, when set, is told of each failure of Pebble's
 	// background work: a flush, a compaction, reading the disk's free space.
 	// Each is also logged at error level (see backgroundErrors).
@@ -119,6 +125,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.WALMinSyncInterval == 0 {
 		c.WALMinSyncInterval = DefaultWALMinSyncInterval
+	}
+	if c.StallUnhealthyAfter <= 0 {
+		c.StallUnhealthyAfter = 10 * time.Second
 	}
 	if c.DiskSlowThreshold <= 0 {
 		c.DiskSlowThreshold = 5 * time.Second
@@ -143,6 +152,9 @@ type Store struct {
 	db       *pebble.DB
 	fsCloser io.Closer
 	commit   *committer
+	// stallBegan is when the write stall in progress began (UnixNano), 0
+	// when there is none.
+	stallBegan *atomic.Int64
 	// failed is set when a commit fails; the store reports itself unhealthy
 	// until a later commit succeeds (readiness follows it).
 	failed atomic.Bool
@@ -175,6 +187,7 @@ func Open(cfg Config) (*Store, error) {
 	// Pebble's files go through its disk health checks, which tell
 	// logSlowDisk of a write or sync still running past the threshold.
 	fs, fsCloser := vfs.WithDiskHealthChecks(cfg.FS, cfg.DiskSlowThreshold, logSlowDisk(cfg.Logger))
+	stallBegan := new(atomic.Int64)
 	opts := &pebble.Options{
 		FS:                 fs,
 		Comparer:           &comparer,
@@ -182,7 +195,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
 		Logger:             pebbleLogger{cfg.Logger},
-		EventListener:      eventListener(cfg),
+		EventListener:      eventListener(cfg, stallBegan),
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
@@ -206,7 +219,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = fsCloser.Close()
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
-	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser}
+	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser, stallBegan: stallBegan}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = fsCloser.Close()
@@ -216,11 +229,11 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// eventListener logs Pebble's write stalls and reports their length to
-// cfg.OnWriteStall (Pebble reports one stall at a time: begin, then end), and
-// hands its background errors to a backgroundErrors.
-func eventListener(cfg Config) *pebble.EventListener {
-	var began atomic.Int64
+// eventListener logs Pebble's write stalls, keeps the start of the one in
+// progress in began, and reports each one's length to cfg.OnWriteStall
+// (Pebble reports one stall at a time: begin, then end); it hands Pebble's
+// background errors to a backgroundErrors.
+func eventListener(cfg Config, began *atomic.Int64) *pebble.EventListener {
 	background := &backgroundErrors{log: cfg.Logger, count: cfg.OnBackgroundError, now: time.Now}
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
@@ -361,10 +374,17 @@ func (s *Store) checkFormat() error {
 // DB exposes the underlying Pebble database for reads and unsynced writes.
 func (s *Store) DB() *pebble.DB { return s.db }
 
-// Healthy reports whether the store is open, its WAL has not failed, and
-// the last commit to finish succeeded (with several committers, "last" is
-// whichever returned most recently; a broken WAL is sticky).
-func (s *Store) Healthy() bool { return !s.closed.Load() && !s.failed.Load() && !s.broken.Load() }
+// Healthy reports whether the store is open, its WAL has not failed, the
+// last commit to finish succeeded (with several committers, "last" is
+// whichever returned most recently; a broken WAL is sticky), and no write
+// stall has lasted longer than Config.StallUnhealthyAfter.
+func (s *Store) Healthy() bool {
+	if s.closed.Load() || s.failed.Load() || s.broken.Load() {
+		return false
+	}
+	t := s.stallBegan.Load()
+	return t == 0 || time.Duration(time.Now().UnixNano()-t) <= s.cfg.StallUnhealthyAfter
+}
 
 // Broken reports whether the write-ahead log failed for good: the process
 // must be restarted (Pebble replays the WAL on open) to serve again.

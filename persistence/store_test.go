@@ -201,15 +201,17 @@ func (fs heldFlushes) Create(name string) (vfs.File, error) {
 }
 
 // A write stall is logged when it begins and reported with its length when
-// it ends.
+// it ends; one that lasts past StallUnhealthyAfter makes the store unhealthy
+// until it ends.
 func TestWriteStallsAreReported(t *testing.T) {
 	fs := heldFlushes{vfs.NewMem(), make(chan struct{})}
 	logged := &lineWatch{want: "pebble write stall", seen: make(chan struct{})}
 	stalls := make(chan time.Duration, 16)
 	s, err := Open(Config{
 		Dir: "db", FS: fs, MemTableBytes: 256 << 10,
-		Logger:       slog.New(slog.NewTextHandler(logged, nil)),
-		OnWriteStall: func(d time.Duration) { stalls <- d },
+		Logger:              slog.New(slog.NewTextHandler(logged, nil)),
+		OnWriteStall:        func(d time.Duration) { stalls <- d },
+		StallUnhealthyAfter: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -238,12 +240,21 @@ func TestWriteStallsAreReported(t *testing.T) {
 	case <-time.After(time.Minute): // a bound for failing, not a guess at speed
 		t.Fatal("writes are held but no stall was logged")
 	}
+	for deadline := time.Now().Add(time.Minute); s.Healthy(); {
+		if time.Now().After(deadline) {
+			t.Fatal("healthy through a stall held for a minute")
+		}
+		time.Sleep(time.Millisecond) // polling: the stall lasts until unhold
+	}
 	unhold()
 	if err := <-written; err != nil {
 		t.Fatal(err)
 	}
 	if d := <-stalls; d <= 0 {
 		t.Fatalf("stall of %s", d)
+	}
+	if !s.Healthy() {
+		t.Fatal("unhealthy after the stall ended")
 	}
 }
 

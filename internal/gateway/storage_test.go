@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -163,9 +164,10 @@ func TestWALFaultAnswers503AndRetrySucceedsAfterRestart(t *testing.T) {
 }
 
 // A flush that fails (sstables cannot be created, as on a full disk) is
-// logged and counted as a background storage error, while the WAL keeps
-// taking writes; once the fault clears the flush goes through.
-func TestFailedFlushIsCountedAndWritesGoOn(t *testing.T) {
+// logged and counted as a background storage error while the WAL keeps
+// taking writes; once the memtables are full the writes stall, and a stall
+// that lasts takes the service out of rotation until the fault clears.
+func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 	var fail atomic.Bool
 	logs := &sgetest.LogBuffer{}
 	e := sgetest.Start(t, func(c *gateway.Config) {
@@ -175,6 +177,8 @@ func TestFailedFlushIsCountedAndWritesGoOn(t *testing.T) {
 			}
 			return nil
 		}))
+		c.Store.MemTableBytes = 256 << 10
+		c.Store.StallUnhealthyAfter = time.Millisecond
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})
 	defer fail.Store(false) // before the env stops, which waits for a flush
@@ -182,21 +186,41 @@ func TestFailedFlushIsCountedAndWritesGoOn(t *testing.T) {
 		t.Fatalf("before the fault: %d %s", r.Status, r.Body)
 	}
 	fail.Store(true)
-	flushed, err := e.Gateway.Store.DB().AsyncFlush()
-	if err != nil {
-		t.Fatal(err)
+	if r := e.Post(t, "/api/register", "k2", registerBody(sgetest.Wallet())); r.Status != 201 {
+		t.Fatalf("with the fault, before any flush: %d %s", r.Status, r.Body)
 	}
+	written := make(chan error, 1)
+	go func() { // 4 MiB: many memtables of 256 KiB, so flushes must run
+		store, value := e.Gateway.Store, make([]byte, 4<<10)
+		for i := range 1024 {
+			b := store.DB().NewBatch()
+			_ = b.Set(fmt.Appendf(nil, "test/%05d", i), value, nil)
+			if err := store.Commit(b); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
 	sgetest.Eventually(t, time.Minute, "a failed flush counted", func() bool {
 		return counterValue(t, e, "sge_storage_errors_total", "op", "background") >= 1
 	})
 	if !strings.Contains(logs.String(), `"level":"ERROR","msg":"pebble background work failed`) {
 		t.Fatalf("no error line for the failed flush:\n%s", logs)
 	}
-	if r := e.Post(t, "/api/register", "k2", registerBody(sgetest.Wallet())); r.Status != 201 {
-		t.Fatalf("while flushes fail: %d %s", r.Status, r.Body)
-	}
+	sgetest.Eventually(t, time.Minute, "/readyz 503 in a stall", func() bool {
+		return e.Do(t, "GET", "/readyz", "").Status == 503
+	})
 	fail.Store(false)
-	<-flushed
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	sgetest.Eventually(t, time.Minute, "/readyz 200 after the stall", func() bool {
+		return e.Do(t, "GET", "/readyz", "").Status == 200
+	})
+	if r := e.Post(t, "/api/register", "k3", registerBody(sgetest.Wallet())); r.Status != 201 {
+		t.Fatalf("after the fault: %d %s", r.Status, r.Body)
+	}
 }
 
 // counterValue reads one counter from the service's registry.
