@@ -59,9 +59,10 @@ type Config struct {
 	// MemTableBytes is Pebble's memtable size. Default 64 MiB: in runs of
 	// registrations lasting minutes it spent less time compacting and 2–11 %
 	// less CPU per registration than 32 MiB (bench/FINDINGS.md, "Larger
-	// memtables"); 32 MiB had won over 4 MiB in BenchmarkMiss. The price is
-	// memory (up to three memtables, and the cache above them) and more WAL
-	// to replay after a crash (up to 0.25 s more, bench/restart.sh).
+	// memtables over four minutes" and "Larger memtables again"); 32 MiB
+	// had won over 4 MiB in BenchmarkMiss. The price is memory (up to three memtables, and the
+	// cache above them) and more WAL to replay after a crash (up to 0.25 s
+	// more, bench/restart.sh).
 	MemTableBytes uint64
 	// WALMinSyncInterval is the least time from one WAL sync to the next: a
 	// commit that asks for a sync sooner waits, and every commit arriving
