@@ -60,9 +60,9 @@ type Config struct {
 	// registrations lasting minutes it spent less time compacting and 2–11 %
 	// less CPU per registration than 32 MiB (bench/FINDINGS.md, "Larger
 	// memtables over four minutes" and "Larger memtables again"); 32 MiB
-	// had won over 4 MiB in BenchmarkMiss. The price is memory (up to three memtables, and the
-	// cache above them) and more WAL to replay after a crash (up to 0.25 s
-	// more, bench/restart.sh).
+	// had won over 4 MiB in BenchmarkMiss. The price is memory (up to three
+	// memtables, and the cache above them) and more WAL to replay after a
+	// crash (up to 0.25 s more, bench/restart.sh).
 	MemTableBytes uint64
 	// WALMinSyncInterval is the least time from one WAL sync to the next: a
 	// commit that asks for a sync sooner waits, and every commit arriving
@@ -82,6 +82,12 @@ type Config struct {
 	// while it lasts: a disk that hangs holds every durable answer, and the
 	// log says so before the requests time out. Default 5 s (Pebble's own).
 	DiskSlowThreshold time.Duration
+	// StallUnhealthyAfter is how long a write stall may last before the
+	// store reports itself unhealthy (readiness turns 503) until it ends: a
+	// stall that long means flushes fail or cannot keep up, and every request
+	// that writes waits. Default 10 s; the stalls of a heavy load on the
+	// README's VM lasted milliseconds.
+	StallUnhealthyAfter time.Duration
 	// Logger receives storage events. Default slog.Default().
 	Logger *slog.Logger
 	// OnCommit, when set, observes each group commit (duration, number of
@@ -98,12 +104,6 @@ type Config struct {
 	// lasted: Pebble holding every commit back until a flush or compaction
 	// catches up. Each stall is also logged when it begins.
 	OnWriteStall func(d time.Duration)
-	// StallUnhealthyAfter is how long a write stall may last before the
-	// store reports itself unhealthy (readiness turns 503) until it ends: a
-	// stall that long means flushes fail or cannot keep up, and every request
-	// that writes waits. Default 10 s; the stalls of a heavy load on the
-	// README's VM lasted milliseconds.
-	StallUnhealthyAfter time.Duration
 	// OnBackgroundError, when set, is told of each failure of Pebble's
 	// background work: a flush, a compaction, reading the disk's free space.
 	// Each is also logged at error level (see backgroundErrors).
