@@ -296,7 +296,9 @@ func (b *backgroundErrors) report(err error) {
 	unlogged := b.unlogged
 	b.lastLog, b.unlogged = now, 0
 	b.mu.Unlock()
-	b.log.Error("pebble background work failed; Pebble retries it", "component", "pebble", "err", err, "unloggedSinceLast", unlogged)
+	// err.Error(), not err: Pebble's errors carry a stack trace, which a
+	// text handler would print with %+v over many lines.
+	b.log.Error("pebble background work failed; Pebble retries it", "component", "pebble", "err", err.Error(), "unloggedSinceLast", unlogged)
 }
 
 var comparer = func() pebble.Comparer {

@@ -181,7 +181,7 @@ func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 		c.Store.StallUnhealthyAfter = time.Millisecond
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})
-	defer fail.Store(false) // before the env stops, which waits for a flush
+	defer fail.Store(false) // a failed test leaves no writer stalled
 	if r := e.Post(t, "/api/register", "k1", registerBody(sgetest.Wallet())); r.Status != 201 {
 		t.Fatalf("before the fault: %d %s", r.Status, r.Body)
 	}
