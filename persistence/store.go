@@ -153,6 +153,7 @@ type Store struct {
 	db       *pebble.DB
 	fsCloser io.Closer
 	commit   *committer
+	walDir   string // "" when the WAL is in Dir
 	// stallBegan is when the write stall in progress began (UnixNano), 0
 	// when there is none.
 	stallBegan *atomic.Int64
@@ -220,7 +221,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = fsCloser.Close()
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
-	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser, stallBegan: stallBegan}
+	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser, walDir: opts.WALDir, stallBegan: stallBegan}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = fsCloser.Close()
@@ -387,6 +388,24 @@ func (s *Store) Healthy() bool {
 	}
 	t := s.stallBegan.Load()
 	return t == 0 || time.Duration(time.Now().UnixNano()-t) <= s.cfg.StallUnhealthyAfter
+}
+
+// DiskFree reports the bytes free to sged on the filesystem of each of the
+// store's directories, by role: "data", and "wal" when the WAL has a
+// directory of its own. A filesystem that cannot tell (the in-memory one of
+// tests) is left out. Once the data directory's is full, Pebble's flushes
+// fail and then every write stalls.
+func (s *Store) DiskFree() map[string]uint64 {
+	free := make(map[string]uint64, 2)
+	for role, dir := range map[string]string{"data": s.cfg.Dir, "wal": s.walDir} {
+		if dir == "" {
+			continue
+		}
+		if u, err := s.cfg.FS.GetDiskUsage(dir); err == nil {
+			free[role] = u.AvailBytes
+		}
+	}
+	return free
 }
 
 // Broken reports whether the write-ahead log failed for good: the process

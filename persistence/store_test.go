@@ -452,6 +452,30 @@ func TestSlowDiskIsLogged(t *testing.T) {
 	}
 }
 
+// DiskFree reports the data directory's filesystem, and the WAL
+// directory's only when the WAL has one of its own.
+func TestDiskFree(t *testing.T) {
+	for _, tc := range []struct {
+		walDir string
+		want   []string
+	}{{"", []string{"data"}}, {t.TempDir(), []string{"data", "wal"}}} {
+		s, err := Open(Config{Dir: t.TempDir(), WALDir: tc.walDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		free := s.DiskFree()
+		_ = s.Close()
+		if len(free) != len(tc.want) {
+			t.Errorf("WAL dir %q: %v, want %v", tc.walDir, free, tc.want)
+		}
+		for _, role := range tc.want {
+			if free[role] == 0 {
+				t.Errorf("WAL dir %q: nothing free for %s: %v", tc.walDir, role, free)
+			}
+		}
+	}
+}
+
 // Every successful group commit reports where it waited inside Pebble: each
 // synced one waited for its WAL sync, and filling memtables makes some wait
 // for a WAL rotation.

@@ -57,6 +57,7 @@ func exportedNames(t *testing.T) func(name string) bool {
 	m := NewMetrics(reg)
 	driveAll(m)
 	m.RegisterPebble(db.Metrics)
+	m.DiskFree(func() map[string]uint64 { return map[string]uint64{"data": 1 << 30} })
 	fams := scrape(t, reg)
 	return func(name string) bool {
 		if _, ok := fams[name]; ok {

@@ -31,6 +31,14 @@ func (m *Metrics) RegisterPebble(f func() *pebble.Metrics) {
 	}
 }
 
+// DiskFree exports sge_pebble_disk_free_bytes{dir} from f, typically
+// Store.DiskFree, called at scrape time.
+func (m *Metrics) DiskFree(f func() map[string]uint64) {
+	if m != nil {
+		m.pulled.diskFree.Store(&f)
+	}
+}
+
 // pulledCollector reads values owned by other subsystems at scrape time. It
 // is registered once by NewMetrics and the sources are plugged in later, so
 // wiring order does not matter and nothing is registered twice. A source not
@@ -39,6 +47,7 @@ type pulledCollector struct {
 	settlements atomic.Pointer[func() map[string]int]
 	deadLetters atomic.Pointer[func() int]
 	pebble      atomic.Pointer[func() *pebble.Metrics]
+	diskFree    atomic.Pointer[func() map[string]uint64]
 }
 
 var (
@@ -46,6 +55,9 @@ var (
 	deadLettersDesc = prometheus.NewDesc("sge_dead_letters", "Settlements in the dead-letter store.", nil, nil)
 	levelFilesDesc  = prometheus.NewDesc("sge_pebble_level_files", "Pebble sstables per LSM level.", []string{"level"}, nil)
 	levelBytesDesc  = prometheus.NewDesc("sge_pebble_level_bytes", "Pebble sstable bytes per LSM level.", []string{"level"}, nil)
+	diskFreeDesc    = prometheus.NewDesc("sge_pebble_disk_free_bytes",
+		"Bytes free to sged on the filesystem of the store's data directory (dir=data) and of its WAL directory when it has its own (dir=wal).",
+		[]string{"dir"}, nil)
 )
 
 type pebbleStat struct {
@@ -91,6 +103,7 @@ func (c *pulledCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- deadLettersDesc
 	ch <- levelFilesDesc
 	ch <- levelBytesDesc
+	ch <- diskFreeDesc
 	ch <- walFsyncDesc
 	ch <- schedLatencyDesc
 	for _, s := range pebbleStats {
@@ -109,6 +122,11 @@ func (c *pulledCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m := schedLatencyHistogram(); m != nil {
 		ch <- m
+	}
+	if f := c.diskFree.Load(); f != nil {
+		for dir, n := range (*f)() {
+			ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(n), dir)
+		}
 	}
 	if f := c.pebble.Load(); f != nil {
 		pm := (*f)()

@@ -108,6 +108,7 @@ func New(cfg Config) (g *Gateway, err error) {
 		}
 	}()
 	g.Metrics.RegisterPebble(g.Store.DB().Metrics)
+	g.Metrics.DiskFree(g.Store.DiskFree)
 
 	g.as = actor.NewActorSystemWithConfig(actor.Configure(
 		actor.WithLoggerFactory(telemetry.ActorLoggerFactory(g.log))))

@@ -223,6 +223,18 @@ func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 	}
 }
 
+// The free space of the store's disks is exported by role: the data
+// directory's always, the WAL directory's when it has its own.
+func TestDiskFreeIsExported(t *testing.T) {
+	e := sgetest.Start(t, func(c *gateway.Config) { c.Store.WALDir = t.TempDir() })
+	body := e.Do(t, "GET", "/metrics", "").Body
+	for _, dir := range []string{"data", "wal"} {
+		if v := metricValue(t, body, `sge_pebble_disk_free_bytes{dir="`+dir+`"}`); v <= 0 {
+			t.Errorf("sge_pebble_disk_free_bytes{dir=%q} = %v", dir, v)
+		}
+	}
+}
+
 // counterValue reads one counter from the service's registry.
 func counterValue(t *testing.T, e *sgetest.Env, name, label, value string) float64 {
 	t.Helper()
