@@ -83,15 +83,24 @@ func (s *System) restoreIPBuckets() error {
 	if err != nil {
 		return fmt.Errorf("actors: restore IP buckets: %w", err)
 	}
+	unreadable := 0
 	for it.First(); it.Valid(); it.Next() {
 		a, perr := netip.ParseAddr(string(it.Key()[len(persistence.PrefixIP):]))
 		b, _, ok := ratelimit.DecodeBucket(it.Value())
-		if perr == nil && ok {
-			s.registerIP.Restore(a, b)
+		if perr != nil || !ok {
+			unreadable++
+			continue
 		}
+		s.registerIP.Restore(a, b)
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("%w: restore IP buckets: %w", persistence.ErrCorrupt, err)
+	}
+	// The store now holds what the limiter does, so the first snapshot
+	// writes only what changes (up to a million buckets otherwise), unless
+	// an entry could not be read: the full snapshot then replaces it.
+	if unreadable == 0 {
+		s.registerIP.Restored()
 	}
 	return nil
 }

@@ -92,6 +92,37 @@ func TestIPBucketSnapshotsKeepTheStoreExact(t *testing.T) {
 	if got := again.IPLimiterEntries(); got != 1 {
 		t.Fatalf("%d IP buckets restored, want b's alone", got)
 	}
+	// The store holds what was restored: nothing to rewrite.
+	var c snapshotCounter
+	again.registerIP.Snapshot(clock.Load(), &c)
+	if c != (snapshotCounter{}) {
+		t.Fatalf("first snapshot after a restart: %+v; want nothing written", c)
+	}
+}
+
+// An IP bucket that cannot be read back at start-up is replaced by a full
+// first snapshot, which leaves only readable buckets.
+func TestUnreadableIPBucketIsReplacedAfterRestart(t *testing.T) {
+	store := openTestStore(t)
+	as := newTestActorSystem()
+	defer as.Shutdown()
+	b := store.DB().NewBatch()
+	_ = b.Set(persistence.AppendIPKey(nil, "192.0.2.1"), ratelimit.Bucket{Tokens: 1, Last: time.Now().UnixNano()}.AppendBinary(nil), nil)
+	_ = b.Set(persistence.AppendIPKey(nil, "192.0.2.2"), []byte("not a bucket"), nil)
+	if err := store.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := New(Config{Logger: quietLogger, RegisterPerHourIP: 2}, store, as)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sys.Shutdown(t.Context()) }()
+	if err := sys.snapshotIPBuckets(); err != nil {
+		t.Fatal(err)
+	}
+	if held := storedIPBuckets(t, store); len(held) != 1 || held["192.0.2.1"].Tokens != 1 {
+		t.Fatalf("store holds %v after the first snapshot; want 192.0.2.1's bucket alone", held)
+	}
 }
 
 // snapshotCounter is a SnapshotWriter that only counts.

@@ -153,8 +153,9 @@ type SnapshotWriter interface {
 // drops the subjects evicted since the last Snapshot and the buckets that
 // have refilled completely (the same as none), telling w, and gives w every
 // bucket changed since the last Snapshot, marking it clean. After a Clear
-// it gives w every bucket instead: on the first call, after Resync and
-// after more evictions than a shard lists. w's methods run under a shard's
+// it gives w every bucket instead: on the first call (unless Restored said
+// w holds what was restored), after Resync and after more evictions than a
+// shard lists. w's methods run under a shard's
 // lock.
 func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
 	full := l.resync.Swap(false)
@@ -197,6 +198,10 @@ func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
 // Resync makes the next Snapshot a full one, e.g. after the last one could
 // not be written.
 func (l *Limiter) Resync() { l.resync.Store(true) }
+
+// Restored tells l that the writer its snapshots go to holds exactly the
+// buckets given to Restore, so the next Snapshot need not rewrite them all.
+func (l *Limiter) Restored() { l.resync.Store(false) }
 
 // Len returns the number of buckets held.
 func (l *Limiter) Len() int {
