@@ -220,19 +220,8 @@ func TestWriteStallsAreReported(t *testing.T) {
 	var release sync.Once
 	unhold := func() { release.Do(func() { close(fs.release) }) }
 	defer unhold() // before Close, which would wait for a held flush
-	written := make(chan error, 1)
-	go func() {
-		value := make([]byte, 4<<10)
-		for i := range 1024 { // 4 MiB: many times what two held memtables take
-			b := s.DB().NewBatch()
-			_ = b.Set(fmt.Appendf(nil, "k/%05d", i), value, nil)
-			if err := s.Commit(b); err != nil {
-				written <- err
-				return
-			}
-		}
-		written <- nil
-	}()
+	// Many times what two held memtables take.
+	written := writeFourMiB(s)
 	select {
 	case <-logged.seen:
 	case err := <-written:
@@ -256,6 +245,26 @@ func TestWriteStallsAreReported(t *testing.T) {
 	if !s.Healthy() {
 		t.Fatal("unhealthy after the stall ended")
 	}
+}
+
+// writeFourMiB commits 4 MiB to s in synced batches of 4 KiB (keys k/00000
+// to k/01023) in a goroutine of its own, and reports the first error, or
+// nil when all went through.
+func writeFourMiB(s *Store) <-chan error {
+	written := make(chan error, 1)
+	go func() {
+		value := make([]byte, 4<<10)
+		for i := range 1024 {
+			b := s.DB().NewBatch()
+			_ = b.Set(fmt.Appendf(nil, "k/%05d", i), value, nil)
+			if err := s.Commit(b); err != nil {
+				written <- err
+				return
+			}
+		}
+		written <- nil
+	}()
+	return written
 }
 
 // lineWatch closes seen at the first log line containing want, however many
@@ -311,19 +320,7 @@ func TestFailedFlushesAreLoggedAndCounted(t *testing.T) {
 	}
 	defer s.Close()
 	defer fs.failing.Store(false) // a failed test leaves no writer stalled
-	written := make(chan error, 1)
-	go func() {
-		value := make([]byte, 4<<10)
-		for i := range 1024 { // 4 MiB: many memtables of 256 KiB
-			b := s.DB().NewBatch()
-			_ = b.Set(fmt.Appendf(nil, "k/%05d", i), value, nil)
-			if err := s.Commit(b); err != nil {
-				written <- err
-				return
-			}
-		}
-		written <- nil
-	}()
+	written := writeFourMiB(s)    // 16 memtables of 256 KiB
 	for _, wait := range []struct {
 		what string
 		c    chan struct{}
