@@ -154,9 +154,7 @@ type Store struct {
 	fsCloser io.Closer
 	commit   *committer
 	walDir   string // "" when the WAL is in Dir
-	// stallBegan is when the write stall in progress began (UnixNano), 0
-	// when there is none.
-	stallBegan *atomic.Int64
+	health   *diskHealth
 	// failed is set when a commit fails; the store reports itself unhealthy
 	// until a later commit succeeds (readiness follows it).
 	failed atomic.Bool
@@ -187,9 +185,9 @@ func Open(cfg Config) (*Store, error) {
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
 	// Pebble's files go through its disk health checks, which tell
-	// logSlowDisk of a write or sync still running past the threshold.
-	fs, fsCloser := vfs.WithDiskHealthChecks(cfg.FS, cfg.DiskSlowThreshold, logSlowDisk(cfg.Logger))
-	stallBegan := new(atomic.Int64)
+	// slowDisk of a write or sync still running past the threshold.
+	health := new(diskHealth)
+	fs, fsCloser := vfs.WithDiskHealthChecks(cfg.FS, cfg.DiskSlowThreshold, health.slowDisk(cfg.Logger))
 	opts := &pebble.Options{
 		FS:                 fs,
 		Comparer:           &comparer,
@@ -197,7 +195,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
 		Logger:             pebbleLogger{cfg.Logger},
-		EventListener:      eventListener(cfg, stallBegan),
+		EventListener:      eventListener(cfg, &health.stallBegan),
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
@@ -221,7 +219,7 @@ func Open(cfg Config) (*Store, error) {
 		_ = fsCloser.Close()
 		return nil, fmt.Errorf("%w: open %s: %w", ErrCorrupt, filepath.Clean(cfg.Dir), err)
 	}
-	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser, walDir: opts.WALDir, stallBegan: stallBegan}
+	s := &Store{cfg: cfg, db: db, fsCloser: fsCloser, walDir: opts.WALDir, health: health}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = fsCloser.Close()
@@ -251,10 +249,23 @@ func eventListener(cfg Config, began *atomic.Int64) *pebble.EventListener {
 	}
 }
 
-// logSlowDisk logs a write or sync of one of Pebble's files that has run
-// for longer than Config.DiskSlowThreshold and has not returned.
-func logSlowDisk(log *slog.Logger) func(vfs.DiskSlowInfo) {
+// diskHealth is what Pebble's callbacks tell the store of its disk, for
+// Healthy.
+type diskHealth struct {
+	stallBegan atomic.Int64 // UnixNano; 0 when no write stall is in progress
+	lastSlow   atomic.Int64 // UnixNano of the last slow operation reported
+}
+
+// slowDiskUnhealthyFor is how long the store stays unhealthy after a disk
+// operation was last reported slow. Pebble reports one every 2 s while it
+// lasts, so the store stays unhealthy throughout.
+const slowDiskUnhealthyFor = 5 * time.Second
+
+// slowDisk logs a write or sync of one of Pebble's files that has run for
+// longer than Config.DiskSlowThreshold and has not returned, and notes when.
+func (h *diskHealth) slowDisk(log *slog.Logger) func(vfs.DiskSlowInfo) {
 	return func(info vfs.DiskSlowInfo) {
+		h.lastSlow.Store(time.Now().UnixNano())
 		log.Warn("pebble disk operation slow: still running", "component", "persistence",
 			"op", info.OpType.String(), "path", info.Path, "for", info.Duration.Round(time.Millisecond).String())
 	}
@@ -380,14 +391,19 @@ func (s *Store) DB() *pebble.DB { return s.db }
 
 // Healthy reports whether the store is open, its WAL has not failed, the
 // last commit to finish succeeded (with several committers, "last" is
-// whichever returned most recently; a broken WAL is sticky), and no write
-// stall has lasted longer than Config.StallUnhealthyAfter.
+// whichever returned most recently; a broken WAL is sticky), no write stall
+// has lasted longer than Config.StallUnhealthyAfter, and no disk operation
+// was reported slow in the last slowDiskUnhealthyFor.
 func (s *Store) Healthy() bool {
 	if s.closed.Load() || s.failed.Load() || s.broken.Load() {
 		return false
 	}
-	t := s.stallBegan.Load()
-	return t == 0 || time.Duration(time.Now().UnixNano()-t) <= s.cfg.StallUnhealthyAfter
+	now := time.Now().UnixNano()
+	if t := s.health.stallBegan.Load(); t != 0 && time.Duration(now-t) > s.cfg.StallUnhealthyAfter {
+		return false
+	}
+	t := s.health.lastSlow.Load()
+	return t == 0 || time.Duration(now-t) >= slowDiskUnhealthyFor
 }
 
 // DiskFree reports the bytes free to sged on the filesystem of each of the

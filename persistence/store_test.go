@@ -212,6 +212,7 @@ func TestWriteStallsAreReported(t *testing.T) {
 		Logger:              slog.New(slog.NewTextHandler(logged, nil)),
 		OnWriteStall:        func(d time.Duration) { stalls <- d },
 		StallUnhealthyAfter: time.Millisecond,
+		DiskSlowThreshold:   time.Hour, // the held flush is no slow disk here
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -229,12 +230,7 @@ func TestWriteStallsAreReported(t *testing.T) {
 	case <-time.After(time.Minute): // a bound for failing, not a guess at speed
 		t.Fatal("writes are held but no stall was logged")
 	}
-	for deadline := time.Now().Add(time.Minute); s.Healthy(); {
-		if time.Now().After(deadline) {
-			t.Fatal("healthy through a stall held for a minute")
-		}
-		time.Sleep(time.Millisecond) // polling: the stall lasts until unhold
-	}
+	waitHealthy(t, s, false, "a stall began")
 	unhold()
 	if err := <-written; err != nil {
 		t.Fatal(err)
@@ -413,7 +409,8 @@ func (f heldSyncFile) SyncData() error {
 }
 
 // A WAL sync that does not return is logged while it lasts, before any
-// request waiting on it times out.
+// request waiting on it times out, and makes the store unhealthy until a
+// while after it returned.
 func TestSlowDiskIsLogged(t *testing.T) {
 	fs := &heldSyncs{FS: vfs.Default, release: make(chan struct{})}
 	logged := &lineWatch{want: `level=WARN msg="pebble disk operation slow`, seen: make(chan struct{})}
@@ -442,10 +439,23 @@ func TestSlowDiskIsLogged(t *testing.T) {
 	case <-time.After(time.Minute): // a bound for failing, not a guess at speed
 		t.Fatal("a WAL sync is held but nothing was logged")
 	}
+	waitHealthy(t, s, false, "a WAL sync is held")
 	fs.hold.Store(false)
 	unhold()
 	if err := <-committed; err != nil {
 		t.Fatal(err)
+	}
+	waitHealthy(t, s, true, "the held sync returned")
+}
+
+// waitHealthy polls until s.Healthy() is want, failing after a minute.
+func waitHealthy(t *testing.T, s *Store, want bool, after string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); s.Healthy() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("Healthy() still %v a minute after %s", !want, after)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
