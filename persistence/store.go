@@ -77,10 +77,11 @@ type Config struct {
 	// fsyncs every durable answer waits for. Default "": in Dir. A store
 	// records it (WALMarker) and is refused under another one (ErrWALDir).
 	WALDir string
-	// DiskSlowThreshold is how long one write or sync of a Pebble file may
-	// take before it is logged as slow, and logged again about every 2 s
-	// while it lasts: a disk that hangs holds every durable answer, and the
-	// log says so before the requests time out. Default 5 s (Pebble's own).
+	// DiskSlowThreshold is how long one write, sync, creation, rename or
+	// removal of a Pebble file may take before it is logged as slow, and
+	// again about every 2 s while it lasts (the store is unhealthy
+	// meanwhile): a disk that hangs holds every durable answer, and the log
+	// says so before the requests time out. Default 5 s (Pebble's own).
 	DiskSlowThreshold time.Duration
 	// StallUnhealthyAfter is how long a write stall may last before the
 	// store reports itself unhealthy (readiness turns 503) until it ends: a
@@ -185,7 +186,7 @@ func Open(cfg Config) (*Store, error) {
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
 	// Pebble's files go through its disk health checks, which tell
-	// slowDisk of a write or sync still running past the threshold.
+	// slowDisk of an operation still running past the threshold.
 	health := new(diskHealth)
 	fs, fsCloser := vfs.WithDiskHealthChecks(cfg.FS, cfg.DiskSlowThreshold, health.slowDisk(cfg.Logger))
 	opts := &pebble.Options{
@@ -261,8 +262,9 @@ type diskHealth struct {
 // lasts, so the store stays unhealthy throughout.
 const slowDiskUnhealthyFor = 5 * time.Second
 
-// slowDisk logs a write or sync of one of Pebble's files that has run for
-// longer than Config.DiskSlowThreshold and has not returned, and notes when.
+// slowDisk logs an operation on one of Pebble's files (a write, sync,
+// creation, rename or removal) that has run for longer than
+// Config.DiskSlowThreshold and has not returned, and notes when.
 func (h *diskHealth) slowDisk(log *slog.Logger) func(vfs.DiskSlowInfo) {
 	return func(info vfs.DiskSlowInfo) {
 		h.lastSlow.Store(time.Now().UnixNano())
