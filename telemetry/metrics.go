@@ -31,7 +31,6 @@ type Metrics struct {
 	commitBatches prometheus.Histogram
 	commitWaits   [4]prometheus.Counter // by commitWaitCauses
 	writeStalls   prometheus.Histogram
-	ready         prometheus.Gauge
 
 	pulled *pulledCollector
 }
@@ -114,7 +113,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		commitBatches: f.histogram("sge_pebble_commit_batches", "Batches grouped into one Pebble commit.", groupBuckets),
 		commitWaits:   commitWaitCounters(f),
 		writeStalls:   f.histogram("sge_pebble_write_stall_seconds", "Pebble write stalls (every commit held back until a flush or compaction catches up), by length.", commitBuckets),
-		ready:         f.gauge("sge_ready", "1 when the gateway accepts traffic, 0 while starting or draining."),
 		pulled:        &pulledCollector{},
 	}
 	// The known kinds and storage operations exist from the start, so dashboards show 0, not "no data".
@@ -273,18 +271,6 @@ func (m *Metrics) Webhook(eventType, result string) {
 		return
 	}
 	m.webhooks.get([2]string{eventType, result}).Inc()
-}
-
-// SetReady sets sge_ready.
-func (m *Metrics) SetReady(ready bool) {
-	if m == nil {
-		return
-	}
-	if ready {
-		m.ready.Set(1)
-	} else {
-		m.ready.Set(0)
-	}
 }
 
 // normalizeMethod returns a constant for the standard methods and "OTHER"

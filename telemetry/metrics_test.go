@@ -156,7 +156,7 @@ func driveAll(m *Metrics) {
 	m.SettlementsByStatus(func() map[string]int { return map[string]int{"pending": 2, "dead": 1} })
 	m.DeadLetters(func() int { return 1 })
 	m.Webhook("order.paid", "accepted")
-	m.SetReady(true)
+	m.Readiness(func() bool { return true })
 }
 
 func TestScrape(t *testing.T) {

@@ -31,6 +31,15 @@ func (m *Metrics) RegisterPebble(f func() *pebble.Metrics) {
 	}
 }
 
+// Readiness exports sge_ready from f, typically what /readyz answers,
+// called at scrape time: the gauge then follows the store's health too, not
+// only start-up and drain.
+func (m *Metrics) Readiness(f func() bool) {
+	if m != nil {
+		m.pulled.ready.Store(&f)
+	}
+}
+
 // DiskFree exports sge_pebble_disk_free_bytes{dir} from f, typically
 // Store.DiskFree, called at scrape time.
 func (m *Metrics) DiskFree(f func() map[string]uint64) {
@@ -48,6 +57,7 @@ type pulledCollector struct {
 	deadLetters atomic.Pointer[func() int]
 	pebble      atomic.Pointer[func() *pebble.Metrics]
 	diskFree    atomic.Pointer[func() map[string]uint64]
+	ready       atomic.Pointer[func() bool]
 }
 
 var (
@@ -55,7 +65,9 @@ var (
 	deadLettersDesc = prometheus.NewDesc("sge_dead_letters", "Settlements in the dead-letter store.", nil, nil)
 	levelFilesDesc  = prometheus.NewDesc("sge_pebble_level_files", "Pebble sstables per LSM level.", []string{"level"}, nil)
 	levelBytesDesc  = prometheus.NewDesc("sge_pebble_level_bytes", "Pebble sstable bytes per LSM level.", []string{"level"}, nil)
-	diskFreeDesc    = prometheus.NewDesc("sge_pebble_disk_free_bytes",
+	readyDesc       = prometheus.NewDesc("sge_ready",
+		"1 when the gateway accepts traffic (what /readyz answers), 0 while starting, draining, or while its store is unhealthy.", nil, nil)
+	diskFreeDesc = prometheus.NewDesc("sge_pebble_disk_free_bytes",
 		"Bytes free to sged on the filesystem of the store's data directory (dir=data) and of its WAL directory when it has its own (dir=wal).",
 		[]string{"dir"}, nil)
 )
@@ -104,6 +116,7 @@ func (c *pulledCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- levelFilesDesc
 	ch <- levelBytesDesc
 	ch <- diskFreeDesc
+	ch <- readyDesc
 	ch <- walFsyncDesc
 	ch <- schedLatencyDesc
 	for _, s := range pebbleStats {
@@ -122,6 +135,13 @@ func (c *pulledCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if m := schedLatencyHistogram(); m != nil {
 		ch <- m
+	}
+	if f := c.ready.Load(); f != nil {
+		v := 0.0
+		if (*f)() {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(readyDesc, prometheus.GaugeValue, v)
 	}
 	if f := c.diskFree.Load(); f != nil {
 		for dir, n := range (*f)() {

@@ -155,6 +155,7 @@ func New(cfg Config) (g *Gateway, err error) {
 		g.as.Shutdown()
 		return nil, err
 	}
+	g.Metrics.Readiness(g.Server.Ready)
 	return g, nil
 }
 
@@ -201,7 +202,6 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	// half started.
 	g.Settlements.Start()
 	g.Server.SetReady(true)
-	g.Metrics.SetReady(true)
 	errc := make(chan error, 2)
 	if g.metricsSrv != nil {
 		go func() { errc <- g.metricsSrv.Serve(g.metricsLn) }()
@@ -221,7 +221,6 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.shut = true
 		serving := g.serving
 		g.life.Unlock()
-		g.Metrics.SetReady(false)
 		var errs []error
 		if err := g.Server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gateway: drain requests: %w", err))

@@ -102,6 +102,9 @@ func TestWALFaultAnswers503AndRetrySucceedsAfterRestart(t *testing.T) {
 			if r := e.Post(t, "/api/register", "k1", registerBody(w1)); r.Status != 201 {
 				t.Fatalf("before the fault: %d %s", r.Status, r.Body)
 			}
+			if !strings.Contains(string(e.Do(t, "GET", "/metrics", "").Body), "\nsge_ready 1\n") {
+				t.Fatal("sge_ready is not 1 before the fault")
+			}
 
 			fail.Store(true)
 			r := e.Post(t, "/api/register", "k2", registerBody(w2))
@@ -115,6 +118,9 @@ func TestWALFaultAnswers503AndRetrySucceedsAfterRestart(t *testing.T) {
 				if p := e.Do(t, "GET", probe, ""); p.Status != 503 {
 					t.Fatalf("%s during the fault: %d", probe, p.Status)
 				}
+			}
+			if !strings.Contains(string(e.Do(t, "GET", "/metrics", "").Body), "\nsge_ready 0\n") {
+				t.Fatal("sge_ready is not 0 while /readyz answers 503")
 			}
 			if n := counterValue(t, e, "sge_storage_errors_total", "op", "commit"); n < 1 {
 				t.Fatalf("sge_storage_errors_total{op=commit} = %v", n)
