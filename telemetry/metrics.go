@@ -356,9 +356,3 @@ func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.Gauge
 	f.reg.MustRegister(v)
 	return v
 }
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	f.reg.MustRegister(g)
-	return g
-}

@@ -155,8 +155,7 @@ type SnapshotWriter interface {
 // bucket changed since the last Snapshot, marking it clean. After a Clear
 // it gives w every bucket instead: on the first call (unless Restored said
 // w holds what was restored), after Resync and after more evictions than a
-// shard lists. w's methods run under a shard's
-// lock.
+// shard lists. w's methods run under a shard's lock.
 func (l *Limiter) Snapshot(now int64, w SnapshotWriter) int {
 	full := l.resync.Swap(false)
 	if full {
