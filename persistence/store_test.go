@@ -3,6 +3,7 @@ package persistence
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -480,6 +481,41 @@ func TestDiskFree(t *testing.T) {
 				t.Errorf("WAL dir %q: nothing free for %s: %v", tc.walDir, role, free)
 			}
 		}
+	}
+}
+
+// failingWALs fails the creation of WAL files while failing is set, as a
+// full WAL disk would when a memtable rotation needs a new one.
+type failingWALs struct {
+	vfs.FS
+	failing atomic.Bool
+}
+
+func (fs *failingWALs) Create(name string) (vfs.File, error) {
+	if strings.HasSuffix(name, ".log") && fs.failing.Load() {
+		return nil, errDiskFull
+	}
+	return fs.FS.Create(name)
+}
+
+// A WAL file that cannot be created breaks the store as a failed WAL write
+// does: the commit that needed it fails with ErrBroken, and the store says
+// it must be restarted.
+func TestWALThatCannotBeCreatedBreaksTheStore(t *testing.T) {
+	fs := &failingWALs{FS: vfs.Default}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the failure is logged at error level
+	s, err := Open(Config{Dir: t.TempDir(), FS: fs, MemTableBytes: 256 << 10, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fs.failing.Store(true)
+	err = <-writeFourMiB(s) // many memtables of 256 KiB, each with a WAL of its own
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), errDiskFull.Error()) {
+		t.Fatalf("writes past a WAL that cannot be created: %v; want ErrBroken naming the cause", err)
+	}
+	if !s.Broken() || s.Healthy() {
+		t.Fatalf("after the failure: broken %v, healthy %v", s.Broken(), s.Healthy())
 	}
 }
 
