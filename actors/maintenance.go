@@ -41,7 +41,7 @@ func (s *System) maintain() {
 // snapshotIPBuckets brings the stored IP buckets up to the live ones (see
 // ratelimit.Limiter.Snapshot: what changed since the last snapshot, or all
 // of them now and then). It is not synced: a crash loses at most one
-// interval of IP limiting.
+// interval of IP limiting. A failed write is counted as a storage error.
 func (s *System) snapshotIPBuckets() error {
 	w := ipSnapshot{b: s.store.DB().NewBatch()}
 	s.registerIP.Snapshot(s.now().UnixNano(), &w)
@@ -49,6 +49,7 @@ func (s *System) snapshotIPBuckets() error {
 		return nil
 	}
 	if err := s.store.Write(w.b); err != nil {
+		s.cfg.Observer.StorageError("snapshot")
 		s.registerIP.Resync() // what this batch held goes into the next, full one
 		return err
 	}

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -132,13 +133,27 @@ func (c *snapshotCounter) Clear()                           { c.clears++ }
 func (c *snapshotCounter) Set(netip.Addr, ratelimit.Bucket) { c.sets++ }
 func (c *snapshotCounter) Drop(netip.Addr)                  { c.drops++ }
 
-// A snapshot that could not be written leaves what it held to the next one,
-// which is a full one.
+// storageErrors is an Observer that counts storage errors by op.
+type storageErrors struct {
+	NopObserver
+	mu  sync.Mutex
+	ops map[string]int
+}
+
+func (o *storageErrors) StorageError(op string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ops[op]++
+}
+
+// A snapshot that could not be written is counted as a storage error and
+// leaves what it held to the next one, which is a full one.
 func TestFailedIPSnapshotIsFollowedByAFullOne(t *testing.T) {
 	store := openTestStore(t)
 	as := newTestActorSystem()
 	defer as.Shutdown()
-	sys, err := New(Config{Logger: quietLogger}, store, as)
+	obs := &storageErrors{ops: map[string]int{}}
+	sys, err := New(Config{Logger: quietLogger, Observer: obs}, store, as)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +169,12 @@ func TestFailedIPSnapshotIsFollowedByAFullOne(t *testing.T) {
 	}
 	if err := sys.snapshotIPBuckets(); err == nil {
 		t.Fatal("snapshot into a closed store succeeded")
+	}
+	obs.mu.Lock()
+	counted := obs.ops["snapshot"]
+	obs.mu.Unlock()
+	if counted != 1 {
+		t.Fatalf("storage errors %v; want the failed snapshot counted once", obs.ops)
 	}
 	var c snapshotCounter
 	sys.registerIP.Snapshot(now, &c)

@@ -119,7 +119,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, kind := range []string{"wallet", "settlement"} {
 		m.actors.get(kind)
 	}
-	for _, op := range []string{"commit", "read", "background"} {
+	for _, op := range []string{"commit", "read", "snapshot", "background"} {
 		m.storageErrs.get(op)
 	}
 	reg.MustRegister(m.pulled, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -248,8 +248,8 @@ func (m *Metrics) WriteStall(d time.Duration) {
 	}
 }
 
-// StorageError counts a storage failure of op: commit, read, or background
-// (a failed Pebble flush or compaction).
+// StorageError counts a storage failure of op: commit, read, snapshot (the
+// IP buckets'), or background (a failed Pebble flush or compaction).
 func (m *Metrics) StorageError(op string) {
 	if m == nil {
 		return
