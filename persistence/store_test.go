@@ -279,17 +279,19 @@ func (w *lineWatch) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// failingFlushes fails the creation of sstables while failing is set, as a
-// full disk would, so Pebble's flushes fail and it retries them.
-type failingFlushes struct {
+// failingCreates fails the creation of files whose names end in suffix
+// while failing is set, as a full disk would: ".sst" fails Pebble's flushes
+// (which it retries), ".log" a memtable rotation's new WAL file.
+type failingCreates struct {
 	vfs.FS
+	suffix  string
 	failing atomic.Bool
 }
 
 var errDiskFull = errors.New("no space left on device (test)")
 
-func (fs *failingFlushes) Create(name string) (vfs.File, error) {
-	if strings.HasSuffix(name, ".sst") && fs.failing.Load() {
+func (fs *failingCreates) Create(name string) (vfs.File, error) {
+	if strings.HasSuffix(name, fs.suffix) && fs.failing.Load() {
 		return nil, errDiskFull
 	}
 	return fs.FS.Create(name)
@@ -298,7 +300,7 @@ func (fs *failingFlushes) Create(name string) (vfs.File, error) {
 // A failed flush is logged at error level and counted; once the disk works
 // again Pebble's retry succeeds and the held writes go through.
 func TestFailedFlushesAreLoggedAndCounted(t *testing.T) {
-	fs := &failingFlushes{FS: vfs.Default}
+	fs := &failingCreates{FS: vfs.Default, suffix: ".sst"}
 	fs.failing.Store(true)
 	logged := &lineWatch{want: `level=ERROR msg="pebble background work failed`, seen: make(chan struct{})}
 	failed := make(chan struct{})
@@ -484,25 +486,11 @@ func TestDiskFree(t *testing.T) {
 	}
 }
 
-// failingWALs fails the creation of WAL files while failing is set, as a
-// full WAL disk would when a memtable rotation needs a new one.
-type failingWALs struct {
-	vfs.FS
-	failing atomic.Bool
-}
-
-func (fs *failingWALs) Create(name string) (vfs.File, error) {
-	if strings.HasSuffix(name, ".log") && fs.failing.Load() {
-		return nil, errDiskFull
-	}
-	return fs.FS.Create(name)
-}
-
 // A WAL file that cannot be created breaks the store as a failed WAL write
 // does: the commit that needed it fails with ErrBroken, and the store says
 // it must be restarted.
 func TestWALThatCannotBeCreatedBreaksTheStore(t *testing.T) {
-	fs := &failingWALs{FS: vfs.Default}
+	fs := &failingCreates{FS: vfs.Default, suffix: ".log"}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the failure is logged at error level
 	s, err := Open(Config{Dir: t.TempDir(), FS: fs, MemTableBytes: 256 << 10, Logger: quiet})
 	if err != nil {
