@@ -196,7 +196,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       cfg.MemTableBytes,
 		Logger:             pebbleLogger{cfg.Logger},
-		EventListener:      eventListener(cfg, &health.stallBegan),
+		EventListener:      eventListener(cfg, health),
 	}
 	// Most reads on the request path look for keys that do not exist (a new
 	// wallet's buckets, a new idempotency key): bloom filters answer those
@@ -231,10 +231,11 @@ func Open(cfg Config) (*Store, error) {
 }
 
 // eventListener logs Pebble's write stalls, keeps the start of the one in
-// progress in began, and reports each one's length to cfg.OnWriteStall
+// progress in health, and reports each one's length to cfg.OnWriteStall
 // (Pebble reports one stall at a time: begin, then end); it hands Pebble's
 // background errors to a backgroundErrors.
-func eventListener(cfg Config, began *atomic.Int64) *pebble.EventListener {
+func eventListener(cfg Config, health *diskHealth) *pebble.EventListener {
+	began := &health.stallBegan
 	background := &backgroundErrors{log: cfg.Logger, count: cfg.OnBackgroundError, now: time.Now}
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
@@ -278,9 +279,9 @@ func (h *diskHealth) slowDisk(log *slog.Logger) func(vfs.DiskSlowInfo) {
 const backgroundLogEvery = 10 * time.Second
 
 // backgroundErrors reports the failures of Pebble's background work. Pebble's
-// own default logs them at info level, below sged's default, so a flush that
-// failed on a full disk went unseen until the memtables filled and every
-// write stalled. Pebble v1.1.5 retries a failed flush at once, without a
+// own default hands them to its logger's Infof, which pebbleLogger logs at
+// debug level, below sged's default, so a flush that failed on a full disk
+// went unseen until the memtables filled and every write stalled. Pebble v1.1.5 retries a failed flush at once, without a
 // backoff, so a lasting fault repeats many times a second: each failure is
 // counted, and the log gets the first and then at most one line per
 // backgroundLogEvery, with the number of failures it did not log.
