@@ -235,15 +235,14 @@ func Open(cfg Config) (*Store, error) {
 // (Pebble reports one stall at a time: begin, then end); it hands Pebble's
 // background errors to a backgroundErrors.
 func eventListener(cfg Config, health *diskHealth) *pebble.EventListener {
-	began := &health.stallBegan
 	background := &backgroundErrors{log: cfg.Logger, count: cfg.OnBackgroundError, now: time.Now}
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
-			began.Store(time.Now().UnixNano())
+			health.stallBegan.Store(time.Now().UnixNano())
 			cfg.Logger.Warn("pebble write stall: commits wait", "component", "persistence", "reason", info.Reason)
 		},
 		WriteStallEnd: func() {
-			if t := began.Swap(0); t != 0 && cfg.OnWriteStall != nil {
+			if t := health.stallBegan.Swap(0); t != 0 && cfg.OnWriteStall != nil {
 				cfg.OnWriteStall(time.Duration(time.Now().UnixNano() - t))
 			}
 		},
@@ -281,10 +280,11 @@ const backgroundLogEvery = 10 * time.Second
 // backgroundErrors reports the failures of Pebble's background work. Pebble's
 // own default hands them to its logger's Infof, which pebbleLogger logs at
 // debug level, below sged's default, so a flush that failed on a full disk
-// went unseen until the memtables filled and every write stalled. Pebble v1.1.5 retries a failed flush at once, without a
-// backoff, so a lasting fault repeats many times a second: each failure is
-// counted, and the log gets the first and then at most one line per
-// backgroundLogEvery, with the number of failures it did not log.
+// went unseen until the memtables filled and every write stalled. Pebble
+// v1.1.5 retries a failed flush at once, without a backoff, so a lasting
+// fault repeats as fast as the attempts fail: each failure is counted, and
+// the log gets the first and then at most one line per backgroundLogEvery,
+// with the number of failures it did not log.
 //
 // report runs with Pebble's DB mutex held, so it only counts and logs.
 type backgroundErrors struct {

@@ -397,18 +397,14 @@ type heldSyncFile struct {
 	fs *heldSyncs
 }
 
-func (f heldSyncFile) Sync() error {
-	if f.fs.hold.Load() {
-		<-f.fs.release
-	}
-	return f.File.Sync()
-}
+func (f heldSyncFile) Sync() error     { f.wait(); return f.File.Sync() }
+func (f heldSyncFile) SyncData() error { f.wait(); return f.File.SyncData() }
 
-func (f heldSyncFile) SyncData() error {
+// wait returns at once unless syncs are held, then when they are released.
+func (f heldSyncFile) wait() {
 	if f.fs.hold.Load() {
 		<-f.fs.release
 	}
-	return f.File.SyncData()
 }
 
 // A WAL sync that does not return is logged while it lasts, before any
