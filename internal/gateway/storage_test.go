@@ -171,8 +171,9 @@ func TestWALFaultAnswers503AndRetrySucceedsAfterRestart(t *testing.T) {
 
 // A flush that fails (sstables cannot be created, as on a full disk) is
 // logged and counted as a background storage error while the WAL keeps
-// taking writes; once the memtables are full the writes stall, and a stall
-// that lasts takes the service out of rotation until the fault clears.
+// taking writes; once the memtables are full the writes stall, a request
+// waiting on one gets 503 at the answer timeout, and a stall that lasts
+// takes the service out of rotation until the fault clears.
 func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 	var fail atomic.Bool
 	logs := &sgetest.LogBuffer{}
@@ -185,6 +186,7 @@ func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 		}))
 		c.Store.MemTableBytes = 256 << 10
 		c.Store.StallUnhealthyAfter = time.Millisecond
+		c.Actors.AnswerTimeout = 2 * time.Second
 		c.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	})
 	defer fail.Store(false) // a failed test leaves no writer stalled
@@ -217,6 +219,11 @@ func TestFailedFlushesAreCountedAndAStallTakesReadiness(t *testing.T) {
 	sgetest.Eventually(t, time.Minute, "/readyz 503 in a stall", func() bool {
 		return e.Do(t, "GET", "/readyz", "").Status == 503
 	})
+	// A registration now waits on the stalled commit until the answer timeout.
+	r := e.Post(t, "/api/register", "k-stalled", registerBody(sgetest.Wallet()))
+	if r.Status != 503 || r.Header.Get("Retry-After") != "1" || !strings.Contains(string(r.Body), "no answer in time") {
+		t.Fatalf("in the stall: %d, Retry-After %q, %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
 	fail.Store(false)
 	if err := <-written; err != nil {
 		t.Fatal(err)
